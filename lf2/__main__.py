@@ -1,0 +1,3 @@
+from lf2.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The ``lf2`` command line: one sub-command per pipeline stage.
+
+Each sub-command lives in ``lf2/commands/<name>.py`` and defines ``add_arguments(parser)``
+and ``run(args) -> int``. Modules are imported only when their command runs, so
+``lf2 --help`` stays fast and a broken optional dependency affects one command only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from lf2 import __version__
+from lf2.errors import LF2Error
+
+#: name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("lf2.commands.prepare", "validate a dataset (or render the synthetic one) and write manifest.csv"),
+    "pretrain": ("lf2.commands.pretrain", "supervised source-domain pre-training"),
+    "finetune": ("lf2.commands.finetune", "mean-teacher fine-tuning on the target domain (one Table II row)"),
+    "evaluate": ("lf2.commands.evaluate", "evaluate a checkpoint (or saved features) on a query/gallery manifest"),
+    "table": ("lf2.commands.table", "collect metrics into results/table2.csv, table2.md and table1.csv"),
+    "figures": ("lf2.commands.figures", "draw the paper-style figures from a run's artifacts"),
+    "dvc": ("lf2.commands.dvc", "generate dvc.yaml from the Snakemake DAG"),
+    "params": ("lf2.commands.params", "validate a params file and print it resolved"),
+    "bench": ("lf2.commands.bench", "measure step, clustering and evaluation speed"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lf2", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lf2 {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            p.set_defaults(_missing=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", False):
+        print(f"lf2: command '{args.command}' is not available in this build", file=sys.stderr)
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except LF2Error as exc:
+        print(f"lf2 {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lf2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
