@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise
     if args.command is None:
         parser.print_help()
         return 2

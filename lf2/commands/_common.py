@@ -1,0 +1,23 @@
+"""Arguments shared by the training commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_params_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params/default.yaml",
+                        help="params file, the single source of truth (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one params value, e.g. --set finetune.epochs=3 (repeatable)")
+
+
+def add_resume_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="continue from state.pt beside --out when it exists (default: on)")
+
+
+def load(args: argparse.Namespace) -> dict:
+    from lf2.config import load_params
+
+    return load_params(args.params, args.overrides)

@@ -1,0 +1,387 @@
+"""Target-domain fine-tuning (method.md §4): the one loop every Table II row runs.
+
+Each epoch: (1) extract features of all target training images with the teacher (and,
+for LF², the student's stripes fused by FM); (2) cluster each feature set into M_t
+pseudo identities; (3) re-initialise the classifier from the centroids; (4) train the
+student for ``iters_per_epoch`` steps, updating the teacher by EMA after every step;
+(5) write the resume state and the epoch log atomically. The reported model is the
+LAST epoch's teacher; the test split is never used to select anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lf2.errors import CheckpointError, ParamsError
+from lf2.train import runtime
+from lf2.train.checkpoint import build_model, check_architecture, load_checkpoint, save_checkpoint
+from lf2.train.common import LossMonitor, make_adam, outputs_to_float
+from lf2.train.records import write_epoch_log, write_resolved_params
+from lf2.train.sampling import make_sampling
+from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
+
+log = logging.getLogger(__name__)
+
+
+def model_config(params: dict, num_classes: int = 0) -> dict:
+    m = params["model"]
+    return {
+        "arch": m["arch"], "last_stride": m["last_stride"], "num_parts": m["num_parts"],
+        "pooling": m["pooling"], "test_feature": m["test_feature"], "num_classes": num_classes,
+    }
+
+
+class FinetuneTrainer:
+    """State and step of one fine-tuning run; :func:`run_finetune` drives the epochs."""
+
+    def __init__(self, params: dict, variant: Variant, clusters: int, images, init_state: dict | None,
+                 device: torch.device, true_pids: np.ndarray | None = None) -> None:
+        from lf2.models.fusion import FusionHead
+        from lf2.models.teacher import MeanTeacher
+
+        self.params, self.variant, self.clusters, self.images = params, variant, clusters, images
+        self.ft, self.device = params["finetune"], device
+        self.true_pids = true_pids
+        self.weights = LossWeights.from_params(self.ft)
+        self.amp = runtime.resolve_precision(params.get("precision", "auto"), device)
+        self.seed = int(params.get("seed", 0))
+        n = len(images)
+        if not 2 <= clusters <= n:
+            raise ParamsError(f"clusters (M_t) = {clusters}; expected 2 <= M_t <= {n} "
+                              "(the number of target training images)")
+        torch.manual_seed(runtime.derive_seed(self.seed, "init"))
+        self.student = build_model(model_config(params, num_classes=clusters))
+        if init_state is not None:
+            self._load_pretrained(init_state)
+        self.student.to(device)
+        if device.type == "cuda":
+            self.student.to(memory_format=torch.channels_last)
+        self.teacher = MeanTeacher(self.student, omega=self.ft["ema_omega"], warmup=self.ft["ema_warmup"],
+                                   average_buffers=self.ft["ema_buffers"])
+        self.fusion = None
+        if variant.uses_fusion:
+            m = params["model"]
+            self.fusion = FusionHead(self.student.out_channels, m["num_parts"], m["fm_reduction"],
+                                     m["fm_mode"]).to(device)
+        self.optimizer = self._new_optimizer()
+        self.label_sets: list[np.ndarray] = []
+        self._label_tensors: list[torch.Tensor] = []
+
+    # ----------------------------------------------------------------- setup
+    def _load_pretrained(self, ckpt: dict) -> None:
+        check_architecture(ckpt, model_config(self.params), ckpt.get("_path", "init checkpoint"))
+        state = {k: v for k, v in ckpt["student"].items() if not k.startswith("classifier.")}
+        missing, unexpected = self.student.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("classifier.")]
+        if missing or unexpected:
+            raise CheckpointError(f"init checkpoint does not fit the model: missing {missing[:5]}, "
+                                  f"unexpected {unexpected[:5]}")
+
+    def _trainable_modules(self) -> list[torch.nn.Module]:
+        mods: list[torch.nn.Module] = [self.student]
+        if self.fusion is not None and self.fusion.trainable:
+            mods.append(self.fusion)
+        return mods
+
+    def _new_optimizer(self, previous: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
+        return make_adam(self._trainable_modules(), self.ft["lr"], self.ft["weight_decay"], previous)
+
+    # ------------------------------------------------------- pseudo labels
+    @torch.no_grad()
+    def extract(self, batch_size: int = 256) -> EpochFeatures:
+        teacher = self.teacher.model
+        need_student = self.variant.needs_student_parts()
+        g_all, tp_all, sp_all = [], [], []
+        with runtime.eval_mode(self.student, teacher), runtime.autocast(self.device, self.amp):
+            for x in self.images.eval_batches(batch_size):
+                if self.device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                tmap = teacher.feature_map(x)
+                g_all.append(teacher.pool(tmap).float())
+                tp_all.append([p.float() for p in teacher.part_features(tmap)])
+                if need_student:
+                    sp_all.append([p.float() for p in self.student.part_features(self.student.feature_map(x))])
+        k = self.student.num_parts
+        return EpochFeatures(
+            teacher_global=torch.cat(g_all),
+            teacher_parts=[torch.cat([b[j] for b in tp_all]) for j in range(k)],
+            student_parts=[torch.cat([b[j] for b in sp_all]) for j in range(k)] if need_student else [],
+        )
+
+    def make_labels(self, epoch: int) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+        """Cluster this epoch's feature sets; returns (label sets, normalised features, timings)."""
+        from lf2.cluster import pseudo_labels
+
+        t0 = time.perf_counter()
+        feats = self.extract()
+        sets = self.variant.cluster_features(feats, self.fusion)
+        sets = [F.normalize(s.float(), dim=1).cpu().numpy().astype(np.float32) for s in sets]
+        t1 = time.perf_counter()
+        c = self.ft["clustering"]
+        labels = pseudo_labels(
+            sets, method=c["method"], k=self.clusters, seed=runtime.derive_seed(self.seed, "cluster", epoch),
+            niter=c["kmeans_iters"], eps=c["dbscan_eps"], min_samples=c["dbscan_min_samples"],
+            k1=c["k1"], k2=c["k2"], device=str(self.device),
+        )
+        t2 = time.perf_counter()
+        return labels, sets, {"extract": t1 - t0, "cluster": t2 - t1}
+
+    def set_labels(self, labels: list[np.ndarray], global_features: np.ndarray) -> None:
+        """Install this epoch's pseudo labels and re-initialise the classifier (switchable)."""
+        from lf2.cluster import class_centroids
+
+        self.label_sets = [np.asarray(y, dtype=np.int64) for y in labels]
+        self._label_tensors = [torch.from_numpy(y).to(self.device) for y in self.label_sets]
+        num_classes = int(self.label_sets[0].max()) + 1
+        weight = None
+        if self.ft["reinit_classifier"]:
+            weight = torch.from_numpy(class_centroids(global_features, self.label_sets[0], num_classes))
+        current = self.student.classifier.out_features if self.student.classifier is not None else -1
+        if weight is not None or current != num_classes:
+            self.student.reset_classifier(num_classes, weight)
+            self.teacher.model.reset_classifier(num_classes, weight)
+            self.student.classifier.to(self.device)
+            self.teacher.model.classifier.to(self.device)
+            self.teacher.model.classifier.requires_grad_(False)
+            self.optimizer = self._new_optimizer(None if self.ft["recreate_optimizer"] else self.optimizer)
+        elif self.ft["recreate_optimizer"]:
+            self.optimizer = self._new_optimizer()
+
+    # ------------------------------------------------------------- training
+    def train_step(self, batches, generator: torch.Generator, erasing: bool = True):
+        self.student.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        need_teacher = self.variant.needs_teacher_in_step(self.fusion)
+        total_loss, all_terms = None, {}
+        for idx, sets in batches:
+            idx_t = torch.from_numpy(idx).to(self.device)
+            x = self.images.batch(idx, erasing=erasing, generator=generator)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            labels = [y[idx_t] for y in self._label_tensors]
+            with runtime.autocast(self.device, self.amp):
+                out = self.student.forward_train(x)
+                teacher_global = None
+                if need_teacher:
+                    with torch.no_grad():
+                        t = self.teacher.model
+                        teacher_global = t.pool(t.feature_map(x)).float()
+            out = outputs_to_float(out)
+            terms = self.variant.loss_terms(out, labels, sets, self.weights, teacher_global, self.fusion)
+            loss = self.variant.total(terms, self.weights)
+            total_loss = loss if total_loss is None else total_loss + loss
+            all_terms.update(terms)
+        total_loss.backward()
+        self.optimizer.step()
+        self.teacher.update(self.student)
+        return total_loss, all_terms
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        ft = self.ft
+        iters = ft["iters_per_epoch"]
+        sampling = make_sampling(ft["sampling"], self.label_sets, ft["batch_p"], ft["batch_k"], iters,
+                                 runtime.derive_seed(self.seed, "sampler", epoch))
+        gen = runtime.torch_generator(runtime.derive_seed(self.seed, "augment", epoch), self.device)
+        monitor = LossMonitor(epoch, iters, self.device)
+        from tqdm import tqdm
+
+        bar = tqdm(sampling, total=iters, desc=f"epoch {epoch}", disable=not runtime.show_progress(), leave=False)
+        for it, batches in enumerate(bar):
+            loss, terms = self.train_step(batches, gen)
+            monitor.add(it, loss, terms)
+        return monitor.means(iters)
+
+    # ---------------------------------------------------------- persistence
+    def state_dict(self) -> dict:
+        return {
+            "student": self.student.state_dict(),
+            "ema": self.teacher.state_dict(),
+            "fusion": self.fusion.state_dict() if self.fusion is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "num_classes": self.student.classifier.out_features,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        n = state["num_classes"]
+        self.student.reset_classifier(n)
+        self.teacher.model.reset_classifier(n)
+        self.student.to(self.device)
+        self.teacher.model.to(self.device)
+        self.teacher.model.classifier.requires_grad_(False)
+        self.student.load_state_dict(state["student"])
+        self.teacher.load_state_dict(state["ema"])
+        if self.fusion is not None and state["fusion"] is not None:
+            self.fusion.load_state_dict(state["fusion"])
+        self.optimizer = self._new_optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def fusion_meta(self) -> dict | None:
+        if self.fusion is None:
+            return None
+        m = self.params["model"]
+        return {"channels": self.student.out_channels, "reduction": m["fm_reduction"], "mode": m["fm_mode"]}
+
+
+def cluster_record(names, labels, true_pids) -> tuple[list[dict], dict]:
+    from lf2.cluster import agreement, cluster_stats, nmi, purity
+
+    records = []
+    for name, y in zip(names, labels, strict=True):
+        rec = {"set": name, **cluster_stats(y)}
+        if true_pids is not None:  # measurement only: never used for training
+            rec["purity"] = purity(y, true_pids)
+            rec["nmi"] = nmi(y, true_pids)
+        records.append(rec)
+    agree = {}
+    for a in range(len(labels)):
+        for b in range(a + 1, len(labels)):
+            agree[f"ari_{a}_{b}"] = agreement(labels[a], labels[b])
+    return records, agree
+
+
+def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, target: Path, out: Path,
+                 resume: bool = True, row: str | None = None) -> Path:
+    """Fine-tune on the target; writes ``out`` (the last epoch), ``epochs.jsonl``, ``params.yaml``
+    and the resume state ``state.pt`` beside it. Returns ``out``."""
+    from lf2.data.manifest import load_manifest
+    from lf2.train.images import TrainImages
+    from lf2.train.monitor import maybe_evaluate
+
+    device = runtime.resolve_device(params.get("device", "auto"))
+    runtime.configure_threads(params.get("threads", 0))
+    runtime.seed_everything(int(params.get("seed", 0)))
+    ft, inp = params["finetune"], params["input"]
+    v = make_variant(variant, params["model"]["num_parts"])
+    row = row or (f"lf2_m{clusters}" if variant == "lf2" else variant)
+    run_dir = Path(out).parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
+    write_resolved_params(run_dir, params, {"stage": "finetune", "variant": variant, "clusters": clusters,
+                                            "init": str(init), "target": str(target), "row": row})
+
+    manifest = load_manifest(target)
+    train = manifest.split("train")
+    images = TrainImages(manifest.paths("train"), height=inp["height"], width=inp["width"], pad=inp["pad"],
+                         flip=inp["flip"], random_erasing=inp["random_erasing"], cache=inp["cache"],
+                         device=device, workers=inp["workers"])
+    init_ckpt = load_checkpoint(init)
+    init_ckpt["_path"] = str(init)
+    trainer = FinetuneTrainer(params, v, clusters, images, init_ckpt, device,
+                              true_pids=train["pid"].to_numpy())
+    start, records = 1, []
+    if resume and state_path.is_file():
+        state = load_checkpoint(state_path)
+        if state.get("row") != row or state["model_config"]["arch"] != params["model"]["arch"]:
+            raise CheckpointError(f"{state_path} belongs to another run (row {state.get('row')!r}); "
+                                  "delete it or choose another --out")
+        trainer.load_state_dict(state["trainer"])
+        runtime.set_rng_state(state["rng"])
+        start, records = state["epoch"] + 1, state["records"]
+        log.info("resuming %s from epoch %d", row, start)
+    log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
+             row, manifest.name, len(images), ft["epochs"], ft["iters_per_epoch"], device, images.mode)
+
+    for epoch in range(start, ft["epochs"] + 1):
+        t0 = time.perf_counter()
+        labels, sets, times = trainer.make_labels(epoch)
+        trainer.set_labels(labels, sets[0])
+        t1 = time.perf_counter()
+        losses = trainer.train_epoch(epoch)
+        t2 = time.perf_counter()
+        monitor = maybe_evaluate(params, trainer.teacher.model, manifest, epoch, device)
+        t3 = time.perf_counter()
+        clusters_rec, agree = cluster_record(v.set_names, labels, trainer.true_pids)
+        records.append({
+            "stage": "finetune", "row": row, "epoch": epoch, "iters": ft["iters_per_epoch"],
+            "lr": ft["lr"], "losses": _loss_record(losses), "clusters": clusters_rec, "agreement": agree,
+            "time": {**times, "labels": t1 - t0, "train": t2 - t1, "eval": t3 - t2}, "eval": monitor,
+        })
+        save_checkpoint(state_path, {
+            "stage": "finetune", "row": row, "model_config": trainer.student.config(),
+            "epoch": epoch, "trainer": trainer.state_dict(), "rng": runtime.rng_state(), "records": records,
+        })
+        write_epoch_log(log_path, records)
+        log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft["epochs"], losses["total"],
+                 "/".join(str(c["num_clusters"]) for c in clusters_rec), t3 - t0)
+
+    if start > ft["epochs"]:
+        log.info("%s already complete in %s; writing the final checkpoint", row, state_path)
+    write_epoch_log(log_path, records)
+    save_checkpoint(out, {
+        "stage": "finetune", "row": row, "model_config": trainer.student.config(),
+        "student": trainer.student.state_dict(), "teacher": trainer.teacher.model.state_dict(),
+        "fusion": trainer.fusion.state_dict() if trainer.fusion is not None else None,
+        "params": params, "epoch": ft["epochs"],
+        "meta": {"variant": variant, "clusters": clusters, "init": str(init), "target": manifest.name,
+                 "fusion": trainer.fusion_meta(), "selection": "last epoch"},
+    })
+    return Path(out)
+
+
+def _loss_record(losses: dict[str, float]) -> dict:
+    parts = sorted(k for k in losses if k.startswith("part_tri"))
+    fms = sorted(k for k in losses if k.startswith("fm"))
+    return {"total": losses["total"], "cls": losses.get("cls", 0.0), "tri": losses.get("tri", 0.0),
+            "part_tri": [losses[k] for k in parts], "fm": [losses[k] for k in fms]}
+
+
+def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
+               warmup: int = 3, num_images: int = 512) -> dict:
+    """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``)."""
+    from lf2.data.tensor_cache import ImageCache
+
+    device = torch.device(device)
+    p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
+    inp = p["input"]
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=g)
+
+    class _Images:
+        def __init__(self) -> None:
+            from lf2.data.batch_transforms import BatchAugment
+
+            self.cache = ImageCache(raw.numpy(), device)
+            self.aug = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"],
+                                    random_erasing=inp["random_erasing"])
+
+        def __len__(self) -> int:
+            return num_images
+
+        def batch(self, indices, *, erasing, generator):
+            return self.cache.batch(indices, self.aug, generator)
+
+    v = make_variant(variant, p["model"]["num_parts"])
+    k = max(2, num_images // 8)
+    trainer = FinetuneTrainer(p, v, k, _Images(), None, device)
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, k, num_images) for _ in v.set_names]
+    for y in labels:
+        y[:k] = np.arange(k)
+    feats = rng.standard_normal((num_images, trainer.student.out_channels)).astype(np.float32)
+    trainer.set_labels(labels, feats / np.linalg.norm(feats, axis=1, keepdims=True))
+    ft = p["finetune"]
+    it = iter(make_sampling(sampling, trainer.label_sets, ft["batch_p"], ft["batch_k"], steps + warmup, 0))
+    gen = runtime.torch_generator(0, device)
+    for _ in range(warmup):
+        trainer.train_step(next(it), gen)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss, _ = trainer.train_step(next(it), gen)
+    float(loss)  # one host sync at the end
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    dt = time.perf_counter() - t0
+    batch = ft["batch_p"] * ft["batch_k"]
+    forwards = len(v.set_names) if sampling == "per_label" else 1
+    return {"it_per_s": steps / dt, "images_per_s": steps * batch * forwards / dt, "batch": batch,
+            "forwards_per_step": forwards,
+            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}

@@ -1,0 +1,205 @@
+"""Supervised source-domain pre-training (method.md §3, Eq. 1-3).
+
+L = L_cls + lambda * L_tri on the source identities, Adam with step decay (and an optional
+linear warm-up, the released code's), P x K batches, flip + pad/crop, no random erasing.
+Optionally (``pretrain.target_bn``, MMT's trick used by the released code) a target batch is
+forwarded without loss after each source batch so BN statistics see the target domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lf2 import losses
+from lf2.errors import CheckpointError
+from lf2.train import runtime
+from lf2.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lf2.train.common import LossMonitor, make_adam, outputs_to_float
+from lf2.train.records import write_epoch_log, write_resolved_params
+
+log = logging.getLogger(__name__)
+
+
+def lr_factor(epoch: int, milestones: list[int], warmup_epochs: int) -> float:
+    """LR multiplier for a 1-based epoch: linear warm-up, then x0.1 at each milestone."""
+    factor = 0.1 ** sum(epoch > m for m in milestones)
+    if warmup_epochs and epoch <= warmup_epochs:
+        factor *= epoch / warmup_epochs
+    return factor
+
+
+class PretrainTrainer:
+    def __init__(self, params: dict, images, labels: np.ndarray, device: torch.device,
+                 target_images=None) -> None:
+        from lf2.train.finetune import model_config
+
+        self.params, self.pt, self.device = params, params["pretrain"], device
+        self.images, self.target_images = images, target_images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self._labels_t = torch.from_numpy(self.labels).to(device)
+        self.seed = int(params.get("seed", 0))
+        self.amp = runtime.resolve_precision(params.get("precision", "auto"), device)
+        num_classes = int(self.labels.max()) + 1
+        torch.manual_seed(runtime.derive_seed(self.seed, "pretrain-init"))
+        self.model = build_model(model_config(params, num_classes), pretrained=params["model"]["pretrained"])
+        self.model.to(device)
+        if device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_adam([self.model], self.pt["lr"], self.pt["weight_decay"])
+
+    def set_epoch_lr(self, epoch: int) -> float:
+        lr = self.pt["lr"] * lr_factor(epoch, self.pt["milestones"], self.pt["warmup_epochs"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def train_step(self, idx: np.ndarray, generator: torch.Generator, target_idx: np.ndarray | None = None):
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        x = self.images.batch(idx, erasing=False, generator=generator)
+        y = self._labels_t[torch.from_numpy(idx).to(self.device)]
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with runtime.autocast(self.device, self.amp):
+            out = self.model.forward_train(x)
+            if target_idx is not None:  # BN statistics only: no loss, no gradient
+                with torch.no_grad():
+                    self.model.feature_map(self.target_images.batch(target_idx, erasing=False, generator=generator))
+        out = outputs_to_float(out)
+        terms = {"cls": losses.cross_entropy(out.logits, y, label_smoothing=self.pt["label_smoothing"]),
+                 "tri": losses.batch_hard_triplet(out.global_feat, y, margin=self.pt["margin"])}
+        loss = terms["cls"] + self.pt["lambda_tri"] * terms["tri"]
+        loss.backward()
+        self.optimizer.step()
+        return loss, terms
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm import tqdm
+
+        from lf2.data.sampler import PKSampler
+
+        pt = self.pt
+        iters = pt["iters_per_epoch"]
+        sampler = PKSampler(self.labels, pt["batch_p"], pt["batch_k"], iters,
+                            runtime.derive_seed(self.seed, "pretrain-sampler", epoch))
+        gen = runtime.torch_generator(runtime.derive_seed(self.seed, "pretrain-augment", epoch), self.device)
+        trng = np.random.default_rng(runtime.derive_seed(self.seed, "pretrain-target", epoch))
+        monitor = LossMonitor(epoch, iters, self.device)
+        bar = tqdm(sampler, total=iters, desc=f"epoch {epoch}", disable=not runtime.show_progress(), leave=False)
+        for it, idx in enumerate(bar):
+            tidx = None
+            if self.target_images is not None:
+                tidx = trng.choice(len(self.target_images), size=len(idx), replace=len(self.target_images) < len(idx))
+            loss, terms = self.train_step(np.asarray(idx, dtype=np.int64), gen, tidx)
+            monitor.add(it, loss, terms)
+        return monitor.means(iters)
+
+
+def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, resume: bool = True) -> Path:
+    from lf2.data.manifest import load_manifest
+    from lf2.train.images import TrainImages
+
+    device = runtime.resolve_device(params.get("device", "auto"))
+    runtime.configure_threads(params.get("threads", 0))
+    runtime.seed_everything(int(params.get("seed", 0)))
+    pt, inp = params["pretrain"], params["input"]
+    run_dir = Path(out).parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
+    write_resolved_params(run_dir, params, {"stage": "pretrain", "source": str(source),
+                                            "target": str(target) if target else None})
+    src = load_manifest(source)
+    train = src.split("train")
+    _, labels = np.unique(train["pid"].to_numpy(), return_inverse=True)
+
+    def images_for(manifest):
+        return TrainImages(manifest.paths("train"), height=inp["height"], width=inp["width"], pad=inp["pad"],
+                           flip=inp["flip"], random_erasing=0.0, cache=inp["cache"], device=device,
+                           workers=inp["workers"])
+
+    target_images = images_for(load_manifest(target)) if (pt["target_bn"] and target is not None) else None
+    trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
+    start, records = 1, []
+    if resume and state_path.is_file():
+        state = load_checkpoint(state_path)
+        if state.get("stage") != "pretrain":
+            raise CheckpointError(f"{state_path} is not a pre-training state; delete it or choose another --out")
+        trainer.model.load_state_dict(state["student"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        runtime.set_rng_state(state["rng"])
+        start, records = state["epoch"] + 1, state["records"]
+        log.info("resuming pre-training from epoch %d", start)
+    log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
+             src.name, int(labels.max()) + 1, len(labels), pt["epochs"], pt["iters_per_epoch"], device)
+    for epoch in range(start, pt["epochs"] + 1):
+        t0 = time.perf_counter()
+        lr = trainer.set_epoch_lr(epoch)
+        losses_ = trainer.train_epoch(epoch)
+        records.append({"stage": "pretrain", "row": "pretrain", "epoch": epoch, "iters": pt["iters_per_epoch"],
+                        "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
+                                             "tri": losses_["tri"], "part_tri": [], "fm": []},
+                        "time": {"train": time.perf_counter() - t0}, "eval": None})
+        save_checkpoint(state_path, {"stage": "pretrain", "row": "pretrain",
+                                     "model_config": trainer.model.config(), "epoch": epoch,
+                                     "student": trainer.model.state_dict(),
+                                     "optimizer": trainer.optimizer.state_dict(),
+                                     "rng": runtime.rng_state(), "records": records})
+        write_epoch_log(log_path, records)
+        log.info("epoch %d/%d  lr %.2e  loss %.3f (cls %.3f, tri %.3f)  %.1fs", epoch, pt["epochs"], lr,
+                 losses_["total"], losses_["cls"], losses_["tri"], time.perf_counter() - t0)
+    write_epoch_log(log_path, records)
+    save_checkpoint(out, {"stage": "pretrain", "row": "pretrain", "model_config": trainer.model.config(),
+                          "student": trainer.model.state_dict(), "teacher": None, "fusion": None,
+                          "params": params, "epoch": pt["epochs"],
+                          "meta": {"source": src.name, "num_classes": int(labels.max()) + 1,
+                                   "selection": "last epoch"}})
+    return Path(out)
+
+
+def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
+               num_images: int = 512) -> dict:
+    """Time the source step on random images (for ``lf2 bench``)."""
+    from lf2.data.batch_transforms import BatchAugment
+    from lf2.data.tensor_cache import ImageCache
+
+    device = torch.device(device)
+    inp, pt = params["input"], params["pretrain"]
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=g)
+
+    class _Images:
+        cache = ImageCache(raw.numpy(), device)
+        aug = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"], random_erasing=0.0)
+
+        def __len__(self) -> int:
+            return num_images
+
+        def batch(self, indices, *, erasing, generator):
+            return self.cache.batch(indices, self.aug, generator)
+
+    labels = np.arange(num_images) % max(2, num_images // 8)
+    trainer = PretrainTrainer({**params, "model": {**params["model"], "pretrained": False}}, _Images(), labels, device)
+    from lf2.data.sampler import PKSampler
+
+    it = iter(PKSampler(labels, pt["batch_p"], pt["batch_k"], steps + warmup, 0))
+    gen = runtime.torch_generator(0, device)
+    for _ in range(warmup):
+        trainer.train_step(np.asarray(next(it)), gen)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss, _ = trainer.train_step(np.asarray(next(it)), gen)
+    float(loss)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    dt = time.perf_counter() - t0
+    batch = pt["batch_p"] * pt["batch_k"]
+    return {"it_per_s": steps / dt, "images_per_s": steps * batch / dt, "batch": batch,
+            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}

@@ -1,0 +1,111 @@
+"""Device, precision, seeding and threading: the few global settings a run needs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from lf2.errors import ParamsError
+
+
+def resolve_device(spec: str | None = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device when one is present, else the CPU."""
+    spec = spec or "auto"
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ParamsError(f"device: {spec!r} was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    try:
+        return torch.device(spec)
+    except RuntimeError as exc:
+        raise ParamsError(f"device: {spec!r} is not a device; expected auto, cpu, cuda or cuda:N") from exc
+
+
+def resolve_precision(spec: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for full fp32. ``auto`` = bf16 on GPU, fp32 on CPU."""
+    spec = spec or "auto"
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if spec == "bf16":
+        return torch.bfloat16
+    if spec == "fp32":
+        return None
+    raise ParamsError(f"precision: {spec!r}; expected auto, fp32 or bf16")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_threads(threads: int) -> None:
+    if threads and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed derived from any hashable parts (stable across runs and platforms).
+
+    Every random draw of an epoch is seeded from (run seed, purpose, epoch), so a run resumed
+    at an epoch boundary replays exactly what an uninterrupted run would have done.
+    """
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def torch_generator(seed: int, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    gen.manual_seed(seed)
+    return gen
+
+
+def show_progress() -> bool:
+    """Progress bars only on an interactive terminal (quiet in CI, Snakemake logs, SLURM)."""
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """Put modules in eval mode for the block and restore their previous modes after."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)

@@ -1,0 +1,55 @@
+"""How a fine-tuning step draws its batches from the pseudo-label sets.
+
+``shared`` (default): one P x K batch sampled on y_0; every loss term, including the part
+terms on y_1..y_K, is mined inside it — one student (and at most one teacher) forward per
+step. ``per_label`` (the released code): one P x K batch per label set, each used only for
+the terms of its own set — K+1 forwards per step, three times the cost for K = 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from lf2.errors import ParamsError
+
+Batch = tuple[np.ndarray, frozenset[int]]
+
+
+class Sampling:
+    def __init__(self, label_sets: list[np.ndarray], p: int, k: int, iters: int, seed: int) -> None:
+        self.label_sets, self.p, self.k, self.iters, self.seed = label_sets, p, k, iters, seed
+
+    def __iter__(self) -> Iterator[list[Batch]]:
+        raise NotImplementedError
+
+
+class SharedSampling(Sampling):
+    def __iter__(self) -> Iterator[list[Batch]]:
+        from lf2.data.sampler import PKSampler
+
+        sets = frozenset(range(len(self.label_sets)))
+        for idx in PKSampler(self.label_sets[0], self.p, self.k, self.iters, self.seed):
+            yield [(np.asarray(idx, dtype=np.int64), sets)]
+
+
+class PerLabelSampling(Sampling):
+    def __iter__(self) -> Iterator[list[Batch]]:
+        from lf2.data.sampler import PKSampler
+
+        iters = [
+            iter(PKSampler(labels, self.p, self.k, self.iters, self.seed + 7919 * j))
+            for j, labels in enumerate(self.label_sets)
+        ]
+        for _ in range(self.iters):
+            yield [(np.asarray(next(it), dtype=np.int64), frozenset({j})) for j, it in enumerate(iters)]
+
+
+SAMPLINGS = {"shared": SharedSampling, "per_label": PerLabelSampling}
+
+
+def make_sampling(name: str, label_sets: list[np.ndarray], p: int, k: int, iters: int, seed: int) -> Sampling:
+    if name not in SAMPLINGS:
+        raise ParamsError(f"finetune.sampling: {name!r}; expected one of {', '.join(SAMPLINGS)}")
+    return SAMPLINGS[name](label_sets, p, k, iters, seed)

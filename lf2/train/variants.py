@@ -1,0 +1,184 @@
+"""The Table II rows as small objects the one fine-tuning loop consults.
+
+A variant answers two questions: which features are clustered into pseudo-label sets
+(and so how many label sets there are), and which loss terms train the student on a
+batch. Everything else — sampling, the optimiser, the mean teacher, checkpoints — is the
+loop's business and is the same for every row. A new ablation is a new subclass plus a
+params entry.
+
+Loss of the paper (Eq. 10): L = alpha * (L_cls + lambda * L_tri) + gamma * sum_j L_tri^{P_j}.
+When the Fusion Module is trained (``model.fm_mode`` ``paper`` or ``eq5_line2``) the LF²
+variant adds ``fm_loss_weight * sum_j softmax_triplet(FM_j(F^{P_j}, phi_teacher), y_j)``:
+the only way a loss can reach FM's weights (see docs/method-choices.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lf2 import losses
+from lf2.errors import ParamsError
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    alpha: float = 1.0
+    lambda_tri: float = 0.5
+    gamma: float = 0.5
+    fm_loss_weight: float = 0.5
+    margin: float = 0.3
+    label_smoothing: float = 0.0
+    global_triplet: str = "hard"
+
+    @classmethod
+    def from_params(cls, ft: dict) -> LossWeights:
+        return cls(
+            alpha=ft["alpha"], lambda_tri=ft["lambda_tri"], gamma=ft["gamma"],
+            fm_loss_weight=ft["fm_loss_weight"], margin=ft["margin"],
+            label_smoothing=ft["label_smoothing"], global_triplet=ft["global_triplet"],
+        )
+
+
+@dataclass
+class EpochFeatures:
+    """Features of every target training image, extracted once per epoch (eval mode)."""
+
+    teacher_global: Tensor          # (N, C) pooled teacher map, phi^{P_0}
+    teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes (LF² w/o FM)
+    student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} (FM input)
+
+
+class Variant:
+    name: str = ""
+    set_names: tuple[str, ...] = ("global",)
+    uses_fusion: bool = False
+
+    def __init__(self, num_parts: int) -> None:
+        self.num_parts = num_parts
+
+    @property
+    def num_sets(self) -> int:
+        return len(self.set_names)
+
+    def needs_student_parts(self) -> bool:
+        return False
+
+    def needs_teacher_in_step(self, fusion) -> bool:
+        return False
+
+    def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        raise NotImplementedError
+
+    def loss_terms(self, out, labels: list[Tensor], sets: Collection[int], w: LossWeights,
+                   teacher_global: Tensor | None = None, fusion=None) -> dict[str, Tensor]:
+        """Unweighted loss terms for the label sets in ``sets`` (all of them with shared
+        sampling; one per batch with per-label sampling). Weighting is :meth:`total`."""
+        terms: dict[str, Tensor] = {}
+        if 0 in sets:
+            terms["cls"] = losses.cross_entropy(out.logits, labels[0], label_smoothing=w.label_smoothing)
+            if w.global_triplet == "softmax":
+                terms["tri"] = losses.softmax_triplet(out.global_feat, labels[0])
+            else:
+                terms["tri"] = losses.batch_hard_triplet(out.global_feat, labels[0], margin=w.margin)
+        return terms
+
+    @staticmethod
+    def total(terms: dict[str, Tensor], w: LossWeights) -> Tensor:
+        weights = {"cls": w.alpha, "tri": w.alpha * w.lambda_tri}
+        total = None
+        for name, value in terms.items():
+            if name in weights:
+                weight = weights[name]
+            elif name.startswith("part_tri"):
+                weight = w.gamma
+            elif name.startswith("fm"):
+                weight = w.fm_loss_weight
+            else:
+                raise KeyError(name)
+            total = value * weight if total is None else total + value * weight
+        assert total is not None, "no loss term"
+        return total
+
+
+class Baseline(Variant):
+    """Mean teacher; only the teacher's global feature is clustered; L_cls + lambda L_tri."""
+
+    name = "baseline"
+
+    def __init__(self, num_parts: int) -> None:
+        super().__init__(num_parts)
+        self.set_names = ("global",)
+
+    def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        return [feats.teacher_global]
+
+
+class PartVariant(Variant):
+    """Shared by the two part-based rows: K+1 label sets and the experts' softmax-triplets."""
+
+    def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
+        terms = super().loss_terms(out, labels, sets, w)
+        for j in range(1, self.num_parts + 1):
+            if j in sets:
+                terms[f"part_tri{j}"] = losses.softmax_triplet(out.expert_feats[j - 1], labels[j])
+        return terms
+
+
+class NoFM(PartVariant):
+    """LF² w/o FM: the teacher's map split into stripes; [global, stripe_1..K] clustered."""
+
+    name = "no_fm"
+
+    def __init__(self, num_parts: int) -> None:
+        super().__init__(num_parts)
+        self.set_names = ("global",) + tuple(f"part{j}" for j in range(1, num_parts + 1))
+
+    def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        return [feats.teacher_global, *feats.teacher_parts]
+
+
+class LF2(PartVariant):
+    """Full LF²: student stripes fused with the teacher's global map by FM (Eq. 5)."""
+
+    name = "lf2"
+    uses_fusion = True
+
+    def __init__(self, num_parts: int) -> None:
+        super().__init__(num_parts)
+        self.set_names = ("global",) + tuple(f"fused{j}" for j in range(1, num_parts + 1))
+
+    def needs_student_parts(self) -> bool:
+        return True
+
+    def needs_teacher_in_step(self, fusion) -> bool:
+        return fusion is not None and fusion.trainable
+
+    def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        with torch.no_grad():
+            fused = fusion(feats.student_parts, feats.teacher_global)
+        return [feats.teacher_global, *fused]
+
+    def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
+        terms = super().loss_terms(out, labels, sets, w)
+        if fusion is not None and fusion.trainable:
+            if teacher_global is None:
+                raise RuntimeError("the trained Fusion Module needs the teacher's global feature")
+            g = teacher_global.detach()  # the teacher is an EMA, never trained by gradient
+            for j in range(1, self.num_parts + 1):
+                if j in sets:
+                    fused = fusion[j - 1](out.part_feats[j - 1], g)
+                    terms[f"fm{j}"] = losses.softmax_triplet(fused, labels[j])
+        return terms
+
+
+VARIANTS: dict[str, type[Variant]] = {v.name: v for v in (Baseline, NoFM, LF2)}
+
+
+def make_variant(name: str, num_parts: int) -> Variant:
+    if name not in VARIANTS:
+        raise ParamsError(f"unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
+    return VARIANTS[name](num_parts)
