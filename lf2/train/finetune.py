@@ -145,10 +145,7 @@ class FinetuneTrainer:
         current = self.student.classifier.out_features if self.student.classifier is not None else -1
         if weight is not None or current != num_classes:
             self.student.reset_classifier(num_classes, weight)
-            self.teacher.model.reset_classifier(num_classes, weight)
-            self.student.classifier.to(self.device)
-            self.teacher.model.classifier.to(self.device)
-            self.teacher.model.classifier.requires_grad_(False)
+            self.teacher.reset_classifier(num_classes, weight)
             self.optimizer = self._new_optimizer(None if self.ft["recreate_optimizer"] else self.optimizer)
         elif self.ft["recreate_optimizer"]:
             self.optimizer = self._new_optimizer()
@@ -210,10 +207,7 @@ class FinetuneTrainer:
     def load_state_dict(self, state: dict) -> None:
         n = state["num_classes"]
         self.student.reset_classifier(n)
-        self.teacher.model.reset_classifier(n)
-        self.student.to(self.device)
-        self.teacher.model.to(self.device)
-        self.teacher.model.classifier.requires_grad_(False)
+        self.teacher.reset_classifier(n)
         self.student.load_state_dict(state["student"])
         self.teacher.load_state_dict(state["ema"])
         if self.fusion is not None and state["fusion"] is not None:
