@@ -1,0 +1,419 @@
+"""Load, validate and describe a params file.
+
+``load_params`` is the one way every stage (and the Snakefile) reads params:
+
+1. read the YAML file (a mapping at the top level);
+2. apply ``key.path=value`` overrides (the value is parsed as YAML: ``3`` is an int,
+   ``[1, 2]`` a list, ``true`` a bool);
+3. expand ``${VAR}`` and ``${VAR:-default}`` environment variables in string values;
+4. validate against ``lf2/schema/params.schema.json`` (JSON Schema draft 2020-12) and
+   fill the defaults of optional keys;
+5. run the semantic checks the schema cannot express (directions name existing
+   datasets, milestones increase, the feature map is tall enough for the parts, ...).
+
+Every failure raises :class:`~lf2.errors.ParamsError` naming the file and the key path
+(``finetune.sampling``) and saying what is allowed.
+
+The Table II rows of a params file are ``rows_for(params)``; ``row_spec`` says what a row
+trains and how the tables name it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lf2.errors import ParamsError
+from lf2.io import atomic_write_text
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "params.schema.json"
+
+#: Table II rows that do not depend on ``rows.clusters``, in the paper's order.
+FIXED_ROWS = ("direct", "baseline", "no_fm")
+#: the row name of source pre-training (a stage, not a Table II row)
+PRETRAIN_ROW = "pretrain"
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_LF2_ROW_RE = re.compile(r"^lf2_m([0-9]+)$")
+_FLOATISH_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_params(path: str | os.PathLike[str], overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read, override, expand, validate and check a params file; return the resolved dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {_tname(raw)}")
+    params = apply_overrides(raw, overrides or [], source=str(path))
+    return validate_params(params, source=str(path))
+
+
+def validate_params(params: dict[str, Any], source: str = "<params>") -> dict[str, Any]:
+    """Expand environment variables, validate, fill defaults, check semantics.
+
+    Returns a new dict; ``params`` is not modified. ``source`` names the file in errors.
+    """
+    try:
+        params = expand_env(copy.deepcopy(params))
+    except ParamsError as exc:
+        raise ParamsError(f"{source}: {exc}") from None
+    schema_errors = schema_problems(params)
+    if schema_errors:
+        raise ParamsError(_format(source, schema_errors))
+    fill_defaults(params, load_schema())
+    semantic_errors = semantic_problems(params)
+    if semantic_errors:
+        raise ParamsError(_format(source, semantic_errors))
+    return params
+
+
+def dump_params(params: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``params`` as YAML (key order kept), atomically."""
+    text = yaml.safe_dump(params, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    atomic_write_text(path, text)
+
+
+def apply_overrides(
+    params: dict[str, Any], overrides: list[str], source: str = "<params>"
+) -> dict[str, Any]:
+    """Return a copy of ``params`` with ``key.path=value`` overrides applied.
+
+    List items are addressed by index (``directions.0.target=synth_a``). Missing
+    intermediate mappings are created; unknown keys are then caught by the schema.
+    """
+    out = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParamsError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. finetune.epochs=3")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+        if isinstance(value, str) and _FLOATISH_RE.match(value):
+            value = float(value)  # YAML 1.1 reads 1e-4 as a string
+        parts = key.split(".")
+        node: Any = out
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ParamsError(
+                        f"override {item!r}: {where} is not an index of a list of "
+                        f"{len(node)} item(s) ({source})"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if part not in node or node[part] is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                parent = ".".join(parts[:depth])
+                raise ParamsError(
+                    f"override {item!r}: {parent} is a {_tname(node)}, not a mapping or list "
+                    f"({source})"
+                )
+    return out
+
+
+def expand_env(obj: Any, _path: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string value (recursively).
+
+    ``${VAR:-default}`` uses ``default`` when VAR is unset or empty, as in the shell. An
+    unset variable without a default is an error naming the key.
+    """
+    if isinstance(obj, dict):
+        return {k: expand_env(v, _join(_path, k)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [expand_env(v, f"{_path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, str) and "${" in obj:
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if value:
+                return value
+            if default is not None:
+                return default
+            raise ParamsError(
+                f"{_path or '(top level)'}: environment variable {name} in {obj!r} is not set; "
+                f"set it or write ${{{name}:-default}}"
+            )
+
+        return _ENV_RE.sub(sub, obj)
+    return obj
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return SCHEMA_PATH.read_text(encoding="utf-8")
+
+
+def load_schema() -> dict[str, Any]:
+    """The params JSON schema (a fresh copy)."""
+    return json.loads(_schema_text())
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_problems(params: Any) -> list[str]:
+    """Human-readable schema violations, one per line, each naming its key path."""
+    problems: list[str] = []
+    for err in sorted(
+        _validator().iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path]
+    ):
+        for msg in _describe(err):
+            if msg not in problems:
+                problems.append(msg)
+    return problems
+
+
+def fill_defaults(params: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Fill ``default`` values of missing optional keys, following ``properties`` only."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in params and "default" in sub:
+            params[key] = copy.deepcopy(sub["default"])
+        if isinstance(params.get(key), dict) and "properties" in sub:
+            fill_defaults(params[key], sub)
+
+
+def _describe(err: Any) -> list[str]:
+    path = _dotted(err.absolute_path)
+    where = path or "(top level)"
+    kind = err.validator
+    inst = err.instance
+    sch = err.schema
+    if kind == "enum":
+        allowed = ", ".join(_show(v) for v in err.validator_value)
+        return [f"{where}: {_show(inst)} is not allowed; expected one of: {allowed}"]
+    if kind == "const":
+        return [f"{where}: {_show(inst)} is not allowed; expected {_show(err.validator_value)}"]
+    if kind == "type":
+        hint = ""
+        if isinstance(inst, str) and _FLOATISH_RE.match(inst):
+            hint = " (YAML reads a number like 1e-4 as text: write 1.0e-4)"
+        return [
+            f"{where}: expected {_types(err.validator_value)}, got {_tname(inst)} {_show(inst)}{hint}"
+        ]
+    if kind == "required":
+        missing = [k for k in err.validator_value if k not in inst]
+        return [f"{_join(path, k)}: required key is missing" for k in missing]
+    if kind == "additionalProperties":
+        allowed = list(sch.get("properties", {}))
+        extras = [k for k in inst if k not in allowed]
+        return [
+            f"{_join(path, k)}: unknown key; allowed keys here: {', '.join(allowed)}"
+            for k in extras
+        ]
+    if kind == "pattern":
+        desc = sch.get("description") or f"text matching {err.validator_value}"
+        what = "key " if "propertyNames" in err.absolute_schema_path else ""
+        return [f"{where}: {what}{_show(inst)} is not valid; expected {desc}"]
+    if kind == "propertyNames":
+        return [f"{where}: {err.message}"]
+    if kind == "anyOf":
+        desc = sch.get("description", "one of the allowed forms")
+        return [f"{where}: {_show(inst)} is not valid; expected {desc}"]
+    return [f"{where}: {err.message}"]
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def semantic_problems(params: dict[str, Any]) -> list[str]:
+    """Checks the schema cannot express; assumes the params passed the schema."""
+    problems: list[str] = []
+    datasets = params["datasets"]
+    names: set[str] = set()
+    for i, d in enumerate(params["directions"]):
+        at = f"directions[{i}]"
+        if d["name"] in names:
+            problems.append(
+                f"{at}.name: direction {d['name']!r} appears twice; names must be unique"
+            )
+        names.add(d["name"])
+        for end in ("source", "target"):
+            if d[end] not in datasets:
+                problems.append(
+                    f"{at}.{end}: dataset {d[end]!r} is not defined; defined datasets: "
+                    f"{', '.join(datasets)}"
+                )
+        if d["source"] == d["target"]:
+            problems.append(
+                f"{at}: source and target are both {d['source']!r}; expected two domains"
+            )
+
+    for stage in ("pretrain",):
+        ms = params[stage]["milestones"]
+        if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
+            problems.append(f"{stage}.milestones: {ms} must be strictly increasing")
+
+    for key in ("pretrain", "finetune"):
+        if params[key]["batch_k"] < 2:
+            problems.append(f"{key}.batch_k: triplet mining needs at least 2 images per identity")
+
+    stride = 16 if params["model"]["last_stride"] == 1 else 32
+    feat_h = params["input"]["height"] // stride
+    k = params["model"]["num_parts"]
+    if feat_h < k:
+        problems.append(
+            f"input.height: {params['input']['height']} px gives a {feat_h}-row feature map "
+            f"(stride {stride}), too short to split into model.num_parts = {k} parts; "
+            f"expected height >= {k * stride}"
+        )
+
+    clusters = list(params["rows"]["clusters"]) + [params["rows"]["ablation_clusters"]]
+    for d in params["directions"]:
+        tgt = datasets.get(d["target"])
+        if tgt and tgt["kind"] == "synthetic":
+            n_train = tgt["train_ids"] * tgt["images_per_id"]
+            too_many = sorted({m for m in clusters if m > n_train})
+            if too_many and params["finetune"]["clustering"]["method"] == "kmeans":
+                problems.append(
+                    f"rows: M_t = {too_many} exceed the ~{n_train} training images "
+                    f"(train_ids x images_per_id) of synthetic target {d['target']!r}"
+                )
+
+    for name, ds in datasets.items():
+        if "cuhk03_type" in ds and ds["kind"] != "cuhk03":
+            problems.append(
+                f"datasets.{name}.cuhk03_type: only meaningful for kind cuhk03, not {ds['kind']!r}"
+            )
+
+    ev = params["evaluate"]
+    if ev["k2"] > ev["k1"]:
+        problems.append(f"evaluate.k2: {ev['k2']} must not exceed evaluate.k1 = {ev['k1']}")
+    cl = params["finetune"]["clustering"]
+    if cl["k2"] > cl["k1"]:
+        problems.append(
+            f"finetune.clustering.k2: {cl['k2']} must not exceed finetune.clustering.k1 = {cl['k1']}"
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def rows_for(params: dict[str, Any]) -> list[str]:
+    """Table II rows in the paper's order: direct, baseline, no_fm, lf2_m<M> per M."""
+    return [*FIXED_ROWS, *(f"lf2_m{m}" for m in params["rows"]["clusters"])]
+
+
+def row_spec(params: dict[str, Any], row: str) -> dict[str, Any]:
+    """What a Table II row trains: ``{"variant", "clusters", "display_name"}``.
+
+    ``variant`` is ``direct`` (no fine-tuning; ``clusters`` is None), ``baseline``,
+    ``no_fm`` or ``lf2``. Raises ParamsError for a row that ``rows_for`` does not list.
+    """
+    abl = params["rows"]["ablation_clusters"]
+    if row == "direct":
+        return {"variant": "direct", "clusters": None, "display_name": "Direct transfer"}
+    if row == "baseline":
+        return {"variant": "baseline", "clusters": abl, "display_name": "Baseline (only L_ReID^t)"}
+    if row == "no_fm":
+        return {"variant": "no_fm", "clusters": abl, "display_name": "LF² w/o FM"}
+    match = _LF2_ROW_RE.match(row)
+    if match and int(match.group(1)) in params["rows"]["clusters"]:
+        m = int(match.group(1))
+        return {"variant": "lf2", "clusters": m, "display_name": f"LF² (M_t = {m})"}
+    raise ParamsError(
+        f"row {row!r} is not a Table II row of these params; expected one of: "
+        f"{', '.join(rows_for(params))} (lf2_m<M> rows come from rows.clusters)"
+    )
+
+
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    """``lookup(p, "finetune.clustering.method")``; ParamsError naming a missing key."""
+    node: Any = params
+    for part in dotted.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ParamsError(f"params have no key {dotted!r}")
+    return node
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _format(source: str, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{source}: invalid params: {problems[0]}"
+    return f"{source}: invalid params:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _dotted(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out = f"{out}[{p}]" if isinstance(p, int) else _join(out, str(p))
+    return out
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _types(spec: Any) -> str:
+    names = spec if isinstance(spec, list) else [spec]
+    return " or ".join(names)
+
+
+def _tname(value: Any) -> str:
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

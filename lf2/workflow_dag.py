@@ -1,0 +1,368 @@
+"""The pipeline's jobs, computed once from params: the Snakefile and ``lf2 dvc`` both use it.
+
+Every job of the DAG (one dataset preparation, one pre-training per direction, one
+fine-tuning per direction and Table II row, one evaluation per direction and row, the
+tables, the figures) is a :class:`Job` with its ``lf2`` command line, its input and
+output files and the params keys it reads. The Snakefile's rules look their jobs up
+here by wildcard; ``lf2 dvc`` writes one DVC stage per job. Paths and commands
+therefore cannot drift between the two workflow managers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lf2.config import PRETRAIN_ROW, lookup, row_spec, rows_for
+
+#: the figure kinds `lf2 figures` writes, one file per kind and format
+FIGURE_KINDS = ("gradcam", "tsne", "cluster_consistency", "cmc", "training_curves")
+FIGURE_FORMATS = ("png", "pdf")
+TABLE_FILES = ("table2.csv", "table2.md", "table1.csv")
+
+_INPUT_KEYS = ("input.height", "input.width", "input.pad", "input.flip")
+#: params keys (dotted) each stage reads; DVC tracks them, Snakemake's params trigger too
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    # input.cache and input.workers change speed, not results: not tracked
+    "pretrain": ("seed", "precision", *_INPUT_KEYS, "model", "pretrain"),
+    "finetune": ("seed", "precision", *_INPUT_KEYS, "input.random_erasing", "model", "finetune"),
+    "evaluate": (
+        "precision",
+        "input.height",
+        "input.width",
+        "model.test_feature",
+        "model.flip_test",
+        "evaluate",
+    ),
+    "table": ("directions", "rows"),
+    "figures": ("seed", "directions", "rows", "input.height", "input.width", "model"),
+}
+
+#: separator of the parts of a job name (DVC stage names allow only [A-Za-z0-9_-])
+SEP = "--"
+#: the wildcards of each rule, in the order they appear in job names
+RULE_WILDCARDS: dict[str, tuple[str, ...]] = {
+    "prepare": ("dataset",),
+    "pretrain": ("direction",),
+    "finetune": ("direction", "row"),
+    "evaluate": ("direction", "row"),
+    "table": (),
+    "figures": (),
+}
+
+
+def name_pattern(rule: str) -> str:
+    """Job-name pattern of a rule with Snakemake wildcards: ``finetune--{direction}--{row}``."""
+    return SEP.join((rule, *(f"{{{w}}}" for w in RULE_WILDCARDS[rule])))
+
+
+def log_pattern(rule: str) -> str:
+    return f"logs/{name_pattern(rule)}.log"
+
+
+def benchmark_pattern(rule: str) -> str:
+    return f"benchmarks/{name_pattern(rule)}.tsv"
+
+
+def job_name(rule: str, **wildcards: str) -> str:
+    return name_pattern(rule).format(**wildcards)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the DAG; ``name`` is its DVC stage name, log and benchmark file stem."""
+
+    rule: str  # Snakemake rule = lf2 sub-command
+    name: str
+    args: str  # shell-quoted arguments after `lf2 <rule>`
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # the files Snakemake declares
+    param_keys: tuple[str, ...]
+    dvc_outs: tuple[tuple[str, dict[str, Any]], ...] = ()  # (path, DVC options)
+    dvc_metrics: tuple[str, ...] = ()
+    dvc_plots: tuple[str, ...] = ()
+    dvc_deps: tuple[str, ...] = ()  # extra DVC-only deps (files Snakemake does not track)
+    wildcards: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    gpu: bool = False
+
+    @property
+    def cmd(self) -> str:
+        return f"lf2 {self.rule} {self.args}"
+
+    @property
+    def log(self) -> str:
+        return log_pattern(self.rule).format(**self.wildcards)
+
+    @property
+    def benchmark(self) -> str:
+        return benchmark_pattern(self.rule).format(**self.wildcards)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def data_dir(params: dict[str, Any], dataset: str) -> str:
+    return _p(params["paths"]["data"], dataset)
+
+
+def manifest_path(params: dict[str, Any], dataset: str) -> str:
+    return _p(data_dir(params, dataset), "manifest.csv")
+
+
+def meta_path(params: dict[str, Any], dataset: str) -> str:
+    return _p(data_dir(params, dataset), "meta.json")
+
+
+def run_dir(params: dict[str, Any], direction: str, row: str) -> str:
+    """``<runs>/<direction>/<row>``; ``row`` may be ``pretrain``."""
+    return _p(params["paths"]["runs"], direction, row)
+
+
+def checkpoint_path(params: dict[str, Any], direction: str, row: str) -> str:
+    """Final checkpoint of a run; the ``direct`` row evaluates the pre-training one."""
+    if row == "direct":
+        row = PRETRAIN_ROW
+    return _p(run_dir(params, direction, row), "model.pt")
+
+
+def epochs_path(params: dict[str, Any], direction: str, row: str) -> str:
+    return _p(run_dir(params, direction, row), "epochs.jsonl")
+
+
+def metrics_path(params: dict[str, Any], direction: str, row: str) -> str:
+    return _p(params["paths"]["results"], "metrics", direction, f"{row}.json")
+
+
+def table_paths(params: dict[str, Any]) -> list[str]:
+    return [_p(params["paths"]["results"], f) for f in TABLE_FILES]
+
+
+def figures_dir(params: dict[str, Any]) -> str:
+    return _p(params["paths"]["results"], "figures")
+
+
+def figure_paths(params: dict[str, Any]) -> list[str]:
+    return [_p(figures_dir(params), f"{k}.{ext}") for k in FIGURE_KINDS for ext in FIGURE_FORMATS]
+
+
+def final_targets(params: dict[str, Any]) -> list[str]:
+    """What the ``all`` target builds: the tables and the figures."""
+    return table_paths(params) + figure_paths(params)
+
+
+def output_patterns(params: dict[str, Any]) -> dict[str, str]:
+    """Snakemake output patterns per rule (wildcards in braces), built from the same paths."""
+    return {
+        "prepare": manifest_path(params, "{dataset}"),
+        "prepare_meta": meta_path(params, "{dataset}"),
+        "pretrain": checkpoint_path(params, "{direction}", PRETRAIN_ROW),
+        "finetune": checkpoint_path(params, "{direction}", "{row}"),
+        "evaluate": metrics_path(params, "{direction}", "{row}"),
+    }
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def used_datasets(params: dict[str, Any]) -> list[str]:
+    """Datasets some direction uses, in order of first use."""
+    out: list[str] = []
+    for d in params["directions"]:
+        for name in (d["source"], d["target"]):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def finetune_rows(params: dict[str, Any]) -> list[str]:
+    """Table II rows that have their own fine-tuning run (all but ``direct``)."""
+    return [r for r in rows_for(params) if row_spec(params, r)["variant"] != "direct"]
+
+
+def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
+    """All jobs of the DAG for target ``all``, in a topological order."""
+    pf = _q(params_file)
+    jobs: list[Job] = []
+    for ds in used_datasets(params):
+        jobs.append(_prepare_job(params, params_file, ds))
+    for d in params["directions"]:
+        name, src, tgt = d["name"], d["source"], d["target"]
+        ckpt = checkpoint_path(params, name, PRETRAIN_ROW)
+        jobs.append(
+            Job(
+                rule="pretrain",
+                name=job_name("pretrain", direction=name),
+                args=f"--params {pf} --source {_q(data_dir(params, src))} "
+                f"--target {_q(data_dir(params, tgt))} --out {_q(ckpt)} --resume",
+                inputs=(
+                    manifest_path(params, src),
+                    meta_path(params, src),
+                    manifest_path(params, tgt),
+                    meta_path(params, tgt),
+                ),
+                outputs=(ckpt,),
+                param_keys=STAGE_PARAMS["pretrain"],
+                dvc_outs=_run_outs(params, name, PRETRAIN_ROW),
+                wildcards={"direction": name},
+                gpu=True,
+            )
+        )
+        for row in finetune_rows(params):
+            spec = row_spec(params, row)
+            out = checkpoint_path(params, name, row)
+            jobs.append(
+                Job(
+                    rule="finetune",
+                    name=job_name("finetune", direction=name, row=row),
+                    args=f"--params {pf} --variant {spec['variant']} --clusters {spec['clusters']} "
+                    f"--init {_q(ckpt)} --target {_q(data_dir(params, tgt))} --out {_q(out)} "
+                    f"--row {row} --resume",
+                    inputs=(ckpt, manifest_path(params, tgt), meta_path(params, tgt)),
+                    outputs=(out,),
+                    param_keys=STAGE_PARAMS["finetune"],
+                    dvc_outs=_run_outs(params, name, row),
+                    wildcards={"direction": name, "row": row},
+                    gpu=True,
+                )
+            )
+        for row in rows_for(params):
+            ck = checkpoint_path(params, name, row)
+            met = metrics_path(params, name, row)
+            jobs.append(
+                Job(
+                    rule="evaluate",
+                    name=job_name("evaluate", direction=name, row=row),
+                    args=f"--params {pf} --checkpoint {_q(ck)} "
+                    f"--manifest {_q(data_dir(params, tgt))} --out {_q(met)}",
+                    inputs=(ck, manifest_path(params, tgt), meta_path(params, tgt)),
+                    outputs=(met,),
+                    param_keys=STAGE_PARAMS["evaluate"],
+                    dvc_metrics=(met,),
+                    wildcards={"direction": name, "row": row},
+                    gpu=True,
+                )
+            )
+    metrics = [
+        metrics_path(params, d["name"], r) for d in params["directions"] for r in rows_for(params)
+    ]
+    tables = table_paths(params)
+    jobs.append(
+        Job(
+            rule="table",
+            name=job_name("table"),
+            args=f"--params {pf} --out {_q(tables[0])}",
+            inputs=tuple(metrics),
+            outputs=tuple(tables),
+            param_keys=STAGE_PARAMS["table"],
+            dvc_outs=tuple((t, {"cache": False}) for t in tables),
+        )
+    )
+    ckpts = [
+        checkpoint_path(params, d["name"], r)
+        for d in params["directions"]
+        for r in [PRETRAIN_ROW, *finetune_rows(params)]
+    ]
+    epochs = [
+        epochs_path(params, d["name"], r)
+        for d in params["directions"]
+        for r in [PRETRAIN_ROW, *finetune_rows(params)]
+    ]
+    manifests = [manifest_path(params, ds) for ds in used_datasets(params)]
+    figs = figure_paths(params)
+    jobs.append(
+        Job(
+            rule="figures",
+            name=job_name("figures"),
+            args=f"--params {pf} --out {_q(figures_dir(params))}",
+            inputs=tuple(manifests + ckpts + metrics),
+            outputs=tuple(figs),
+            param_keys=STAGE_PARAMS["figures"],
+            dvc_outs=tuple((f, {"cache": False}) for f in figs if not f.endswith(".png")),
+            dvc_plots=tuple(f for f in figs if f.endswith(".png")),
+            dvc_deps=tuple(epochs),
+        )
+    )
+    _check_unique(jobs)
+    return jobs
+
+
+def _prepare_job(params: dict[str, Any], params_file: str, ds: str) -> Job:
+    kind = params["datasets"][ds]["kind"]
+    out = data_dir(params, ds)
+    # every option (root with ${VAR} expanded, cuhk03_type, synthetic sizes) comes from
+    # datasets.<ds> in the params file: no machine-specific path in dvc.yaml
+    args = f"{kind} --params {_q(params_file)} --dataset {_q(ds)} --out {_q(out)}"
+    return Job(
+        rule="prepare",
+        name=job_name("prepare", dataset=ds),
+        args=args,
+        inputs=(),
+        outputs=(manifest_path(params, ds), meta_path(params, ds)),
+        param_keys=(f"datasets.{ds}",),
+        dvc_outs=((out, {"cache": True}),),
+        wildcards={"dataset": ds},
+    )
+
+
+def _run_outs(params: dict[str, Any], direction: str, row: str) -> tuple[tuple[str, dict], ...]:
+    # epochs.jsonl is appended epoch by epoch and must survive a resumed run: persist
+    return (
+        (checkpoint_path(params, direction, row), {"cache": True}),
+        (epochs_path(params, direction, row), {"cache": False, "persist": True}),
+    )
+
+
+def _check_unique(jobs: list[Job]) -> None:
+    seen: dict[str, str] = {}
+    for job in jobs:
+        for path in (job.name, *job.outputs):
+            if path in seen:
+                raise ValueError(f"two jobs share {path!r} ({seen[path]} and {job.name})")
+            seen[path] = job.name
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def job_index(jobs: list[Job]) -> dict[tuple[str, tuple[tuple[str, str], ...]], Job]:
+    """Jobs by (rule, sorted wildcards), the key a Snakemake input function has."""
+    return {(j.rule, _wkey(j.wildcards)): j for j in jobs}
+
+
+def find_job(index: dict, rule: str, wildcards: Any) -> Job:
+    """The job of ``rule`` for Snakemake ``wildcards`` (a Namedlist or a dict)."""
+    items = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(wildcards)
+    key = (rule, _wkey(items))
+    if key not in index:
+        raise KeyError(f"no {rule} job for wildcards {items}")
+    return index[key]
+
+
+def _wkey(w: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(w.items()))
+
+
+def param_values(params: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The values of ``keys`` as canonical JSON (for Snakemake's params rerun trigger)."""
+    return json.dumps({k: lookup(params, k) for k in keys}, sort_keys=True, default=str)
+
+
+def relative_params_file(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``workdir`` when it lies inside it, else absolute (POSIX form)."""
+    p = Path(path).absolute()
+    try:
+        return p.relative_to(Path(workdir).absolute()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def _p(*parts: str) -> str:
+    return "/".join(s.rstrip("/") for s in parts if s not in ("", "."))
+
+
+def _q(value: str) -> str:
+    return shlex.quote(str(value))

@@ -1,0 +1,35 @@
+# Tables (Table II + Table I) and the paper-style figures, from the runs and metrics.
+
+
+rule table:
+    input:
+        job_inputs("table"),
+    output:
+        dag.table_paths(PARAMS),
+    log:
+        dag.log_pattern("table"),
+    benchmark:
+        dag.benchmark_pattern("table")
+    params:
+        args=job_args("table"),
+        cfg=job_keys("table"),
+    threads: 1
+    shell:
+        "lf2 table {params.args} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        job_inputs("figures"),
+    output:
+        dag.figure_paths(PARAMS),
+    log:
+        dag.log_pattern("figures"),
+    benchmark:
+        dag.benchmark_pattern("figures")
+    params:
+        args=job_args("figures"),
+        cfg=job_keys("figures"),
+    threads: 2
+    shell:
+        "lf2 figures {params.args} > {log} 2>&1"
