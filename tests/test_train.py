@@ -209,3 +209,21 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="model.pt cannot be read"):
         load_checkpoint(bad)
+
+
+def test_resume_state_from_other_params_is_not_continued(tmp_path):
+    from lf2.train.checkpoint import resumable_state, save_checkpoint
+    from lf2.train.records import run_fingerprint
+
+    params = tiny_params(tmp_path)
+    run = {"stage": "finetune", "row": "lf2_m6"}
+    fp = run_fingerprint(params, run)
+    save_checkpoint(tmp_path / "state.pt", {"fingerprint": fp, "epoch": 1})
+    assert resumable_state(tmp_path / "state.pt", fp)["epoch"] == 1
+    swept = tiny_params(tmp_path, finetune={"lr": 1e-3})
+    assert run_fingerprint(swept, run) != fp
+    assert resumable_state(tmp_path / "state.pt", run_fingerprint(swept, run)) is None
+    # where files go and which device runs them do not change the computation
+    moved = {**params, "paths": {"data": "x", "runs": "y", "results": "z"}, "device": "cpu"}
+    assert run_fingerprint(moved, run) == fp
+    assert resumable_state(tmp_path / "missing.pt", fp) is None

@@ -10,6 +10,7 @@ A checkpoint is a single ``torch.save`` file written atomically. Keys:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import torch
 
 from lf2.errors import CheckpointError
 from lf2.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 FORMAT = "lf2-checkpoint-v1"
 ARCH_KEYS = ("arch", "last_stride", "num_parts", "pooling")
@@ -114,3 +117,19 @@ def load_fusion(ckpt: dict):
     head.load_state_dict(ckpt["fusion"])
     head.eval()
     return head
+
+
+def resumable_state(state_path: str | os.PathLike[str], fingerprint: str) -> dict | None:
+    """The resume state at ``state_path`` if it was written by a run with the same settings.
+
+    A state from other params (a sweep changed a value, another row wrote to the same
+    folder) is set aside with a warning and the run starts from scratch: continuing it would
+    silently mix two configurations.
+    """
+    if not Path(state_path).is_file():
+        return None
+    state = load_checkpoint(state_path)
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s was written with other params; starting from scratch", state_path)
+        return None
+    return state

@@ -20,9 +20,15 @@ import torch.nn.functional as F
 
 from lf2.errors import CheckpointError, ParamsError
 from lf2.train import runtime
-from lf2.train.checkpoint import build_model, check_architecture, load_checkpoint, save_checkpoint
+from lf2.train.checkpoint import (
+    build_model,
+    check_architecture,
+    load_checkpoint,
+    resumable_state,
+    save_checkpoint,
+)
 from lf2.train.common import LossMonitor, make_adam, outputs_to_float
-from lf2.train.records import write_epoch_log, write_resolved_params
+from lf2.train.records import run_fingerprint, write_epoch_log, write_resolved_params
 from lf2.train.sampling import make_sampling
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
 
@@ -256,8 +262,10 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     run_dir = Path(out).parent
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
-    write_resolved_params(run_dir, params, {"stage": "finetune", "variant": variant, "clusters": clusters,
-                                            "init": str(init), "target": str(target), "row": row})
+    run_info = {"stage": "finetune", "variant": variant, "clusters": clusters, "init": str(init),
+                "target": str(target), "row": row}
+    write_resolved_params(run_dir, params, run_info)
+    fingerprint = run_fingerprint(params, run_info)
 
     manifest = load_manifest(target)
     train = manifest.split("train")
@@ -269,15 +277,13 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     trainer = FinetuneTrainer(params, v, clusters, images, init_ckpt, device,
                               true_pids=train["pid"].to_numpy())
     start, records = 1, []
-    if resume and state_path.is_file():
-        state = load_checkpoint(state_path)
-        if state.get("row") != row or state["model_config"]["arch"] != params["model"]["arch"]:
-            raise CheckpointError(f"{state_path} belongs to another run (row {state.get('row')!r}); "
-                                  "delete it or choose another --out")
+    state = resumable_state(state_path, fingerprint) if resume else None
+    if state is not None:
         trainer.load_state_dict(state["trainer"])
         runtime.set_rng_state(state["rng"])
         start, records = state["epoch"] + 1, state["records"]
         log.info("resuming %s from epoch %d", row, start)
+    write_epoch_log(log_path, records)  # a fresh run never shows a stale log
     log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
              row, manifest.name, len(images), ft["epochs"], ft["iters_per_epoch"], device, images.mode)
 
@@ -298,7 +304,7 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         })
         save_checkpoint(state_path, {
             "stage": "finetune", "row": row, "model_config": trainer.student.config(),
-            "epoch": epoch, "trainer": trainer.state_dict(), "rng": runtime.rng_state(), "records": records,
+            "fingerprint": fingerprint, "epoch": epoch, "trainer": trainer.state_dict(), "rng": runtime.rng_state(), "records": records,
         })
         write_epoch_log(log_path, records)
         log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft["epochs"], losses["total"],

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from lf2 import losses
-from lf2.errors import CheckpointError
 from lf2.train import runtime
-from lf2.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from lf2.train.checkpoint import build_model, resumable_state, save_checkpoint
 from lf2.train.common import LossMonitor, make_adam, outputs_to_float
-from lf2.train.records import write_epoch_log, write_resolved_params
+from lf2.train.records import run_fingerprint, write_epoch_log, write_resolved_params
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +110,9 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     run_dir = Path(out).parent
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
-    write_resolved_params(run_dir, params, {"stage": "pretrain", "source": str(source),
-                                            "target": str(target) if target else None})
+    run_info = {"stage": "pretrain", "source": str(source), "target": str(target) if target else None}
+    write_resolved_params(run_dir, params, run_info)
+    fingerprint = run_fingerprint(params, run_info)
     src = load_manifest(source)
     train = src.split("train")
     _, labels = np.unique(train["pid"].to_numpy(), return_inverse=True)
@@ -125,15 +125,14 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     target_images = images_for(load_manifest(target)) if (pt["target_bn"] and target is not None) else None
     trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
     start, records = 1, []
-    if resume and state_path.is_file():
-        state = load_checkpoint(state_path)
-        if state.get("stage") != "pretrain":
-            raise CheckpointError(f"{state_path} is not a pre-training state; delete it or choose another --out")
+    state = resumable_state(state_path, fingerprint) if resume else None
+    if state is not None:
         trainer.model.load_state_dict(state["student"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         runtime.set_rng_state(state["rng"])
         start, records = state["epoch"] + 1, state["records"]
         log.info("resuming pre-training from epoch %d", start)
+    write_epoch_log(log_path, records)
     log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
              src.name, int(labels.max()) + 1, len(labels), pt["epochs"], pt["iters_per_epoch"], device)
     for epoch in range(start, pt["epochs"] + 1):
@@ -144,7 +143,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                         "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
                                              "tri": losses_["tri"], "part_tri": [], "fm": []},
                         "time": {"train": time.perf_counter() - t0}, "eval": None})
-        save_checkpoint(state_path, {"stage": "pretrain", "row": "pretrain",
+        save_checkpoint(state_path, {"stage": "pretrain", "row": "pretrain", "fingerprint": fingerprint,
                                      "model_config": trainer.model.config(), "epoch": epoch,
                                      "student": trainer.model.state_dict(),
                                      "optimizer": trainer.optimizer.state_dict(),
