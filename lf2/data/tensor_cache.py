@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -139,9 +139,3 @@ class ImageCache:
     def __repr__(self) -> str:
         n, c, h, w = self.shape
         return f"ImageCache({n}x{c}x{h}x{w} uint8, {self.nbytes / 2**20:.1f} MiB, {self.device})"
-
-
-def describe(cache: Any) -> dict[str, Any]:
-    """Small JSON-able summary for logs."""
-    n, c, h, w = cache.shape
-    return {"images": n, "height": h, "width": w, "bytes": cache.nbytes, "device": str(cache.device)}

@@ -103,25 +103,32 @@ class FinetuneTrainer:
     def extract(self, batch_size: int = 256) -> EpochFeatures:
         teacher = self.teacher.model
         need_student = self.variant.needs_student_parts()
-        g_all, tp_all, sp_all = [], [], []
+        g_all, gbn_all, tp_all, sp_all = [], [], [], []
         with runtime.eval_mode(self.student, teacher), runtime.autocast(self.device, self.amp):
             for x in self.images.eval_batches(batch_size):
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 tmap = teacher.feature_map(x)
-                g_all.append(teacher.pool(tmap).float())
+                g = teacher.pool(tmap)
+                g_all.append(g.float())
+                gbn_all.append(teacher.bnneck(g).float())
                 tp_all.append([p.float() for p in teacher.part_features(tmap)])
                 if need_student:
                     sp_all.append([p.float() for p in self.student.part_features(self.student.feature_map(x))])
         k = self.student.num_parts
         return EpochFeatures(
             teacher_global=torch.cat(g_all),
+            teacher_global_bn=torch.cat(gbn_all),
             teacher_parts=[torch.cat([b[j] for b in tp_all]) for j in range(k)],
             student_parts=[torch.cat([b[j] for b in sp_all]) for j in range(k)] if need_student else [],
         )
 
-    def make_labels(self, epoch: int) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
-        """Cluster this epoch's feature sets; returns (label sets, normalised features, timings)."""
+    def make_labels(self, epoch: int) -> tuple[list[np.ndarray], np.ndarray, dict]:
+        """Cluster this epoch's feature sets.
+
+        Returns the label sets, the L2-normalised BN'd global features (the classifier's input
+        space, for its re-initialisation from centroids) and the timings.
+        """
         from lf2.cluster import pseudo_labels
 
         t0 = time.perf_counter()
@@ -136,10 +143,15 @@ class FinetuneTrainer:
             k1=c["k1"], k2=c["k2"], device=str(self.device),
         )
         t2 = time.perf_counter()
-        return labels, sets, {"extract": t1 - t0, "cluster": t2 - t1}
+        bn = F.normalize(feats.teacher_global_bn, dim=1).cpu().numpy().astype(np.float32)
+        return labels, bn, {"extract": t1 - t0, "cluster": t2 - t1}
 
     def set_labels(self, labels: list[np.ndarray], global_features: np.ndarray) -> None:
-        """Install this epoch's pseudo labels and re-initialise the classifier (switchable)."""
+        """Install this epoch's pseudo labels and re-initialise the classifier (switchable).
+
+        ``global_features`` are in the classifier's input space (BN'd, L2-normalised), as in
+        MMT and the released code, so the centroid weights match what the classifier sees.
+        """
         from lf2.cluster import class_centroids
 
         self.label_sets = [np.asarray(y, dtype=np.int64) for y in labels]
@@ -289,8 +301,8 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
 
     for epoch in range(start, ft["epochs"] + 1):
         t0 = time.perf_counter()
-        labels, sets, times = trainer.make_labels(epoch)
-        trainer.set_labels(labels, sets[0])
+        labels, bn_features, times = trainer.make_labels(epoch)
+        trainer.set_labels(labels, bn_features)
         t1 = time.perf_counter()
         losses = trainer.train_epoch(epoch)
         t2 = time.perf_counter()
@@ -376,7 +388,7 @@ def bench_step(params: dict, variant: str, sampling: str, device: torch.device |
     t0 = time.perf_counter()
     for _ in range(steps):
         loss, _ = trainer.train_step(next(it), gen)
-    float(loss)  # one host sync at the end
+    float(loss.detach())  # one host sync at the end
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     dt = time.perf_counter() - t0

@@ -195,7 +195,7 @@ def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup
     t0 = time.perf_counter()
     for _ in range(steps):
         loss, _ = trainer.train_step(np.asarray(next(it)), gen)
-    float(loss)
+    float(loss.detach())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     dt = time.perf_counter() - t0

@@ -48,6 +48,7 @@ class EpochFeatures:
     """Features of every target training image, extracted once per epoch (eval mode)."""
 
     teacher_global: Tensor          # (N, C) pooled teacher map, phi^{P_0}
+    teacher_global_bn: Tensor       # (N, C) the same after BNNeck: the classifier's input space
     teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes (LF² w/o FM)
     student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} (FM input)
 
