@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one params value (parsed as YAML), e.g. --set finetune.epochs=3; "
+                             "repeatable")
+
+
 def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params/default.yaml",
                         help="params file, the single source of truth (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one params value, e.g. --set finetune.epochs=3 (repeatable)")
+    add_overrides_argument(parser)
 
 
 def add_resume_argument(parser: argparse.ArgumentParser) -> None:

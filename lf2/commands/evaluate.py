@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lf2.commands._common import add_overrides_argument
+
 SPLIT_NOTE = "query/gallery test split"
 DEFAULTS = {"rerank": False, "k1": 20, "k2": 6, "lambda": 0.3, "batch_size": 128}
 
@@ -41,14 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params", default=None, help="params file (default: the checkpoint's params)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one params value (with --params), repeatable",
-    )
+    add_overrides_argument(parser)
     parser.add_argument(
         "--which",
         choices=("auto", "teacher", "student"),

@@ -6,17 +6,12 @@ import argparse
 import json
 import sys
 
+from lf2.commands._common import add_overrides_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params/default.yaml", help="params YAML file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key (value parsed as YAML), e.g. --set finetune.epochs=3; repeatable",
-    )
+    add_overrides_argument(parser)
     parser.add_argument(
         "--get",
         metavar="KEY",
