@@ -227,3 +227,34 @@ def test_resume_state_from_other_params_is_not_continued(tmp_path):
     moved = {**params, "paths": {"data": "x", "runs": "y", "results": "z"}, "device": "cpu"}
     assert run_fingerprint(moved, run) == fp
     assert resumable_state(tmp_path / "missing.pt", fp) is None
+
+
+def test_outliers_in_part_label_sets_are_not_a_class():
+    out = _outputs()
+    with_outliers = [LABELS[0], torch.tensor([0, 0, -1, -1, 1, 1, -1, -1]), LABELS[2]]
+    only_inliers = NoFM(2).loss_terms(out, with_outliers, {1}, LossWeights())["part_tri1"]
+    from lf2 import losses
+
+    keep = with_outliers[1] >= 0
+    expected = losses.softmax_triplet(out.expert_feats[0][keep], with_outliers[1][keep])
+    assert torch.allclose(only_inliers, expected)
+
+
+def test_dbscan_pseudo_labels_run_through_the_loop(tmp_path, blob_pair, pretrained_ckpt):
+    clustering = {"method": "dbscan", "dbscan_eps": 0.6, "dbscan_min_samples": 2, "kmeans_iters": 10,
+                  "k1": 6, "k2": 2}
+    path = _finetune(tmp_path, blob_pair, pretrained_ckpt, finetune={"clustering": clustering})
+    rec = json.loads((path.parent / "epochs.jsonl").read_text().splitlines()[0])
+    assert all(c["num_clusters"] >= 4 for c in rec["clusters"])
+
+
+def test_evaluate_cli_on_a_trained_checkpoint(tmp_path, blob_pair, pretrained_ckpt):
+    from lf2.cli import main
+
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--checkpoint", str(pretrained_ckpt), "--manifest", str(blob_pair[1]),
+                 "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["cmc"]) == 50
+    assert metrics["num_query"] == 32 and metrics["feature_dim"] == 3 * 512
+    assert metrics["checkpoint"]["path"].endswith("model.pt")

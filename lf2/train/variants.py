@@ -118,6 +118,13 @@ class Baseline(Variant):
         return [feats.teacher_global]
 
 
+def inliers(feats: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Drop DBSCAN outliers (label -1): with shared sampling a batch drawn on y_0 may hold
+    images that are outliers in another label set; they are not a class of their own."""
+    keep = labels >= 0
+    return feats[keep], labels[keep]
+
+
 class PartVariant(Variant):
     """Shared by the two part-based rows: K+1 label sets and the experts' softmax-triplets."""
 
@@ -125,7 +132,7 @@ class PartVariant(Variant):
         terms = super().loss_terms(out, labels, sets, w)
         for j in range(1, self.num_parts + 1):
             if j in sets:
-                terms[f"part_tri{j}"] = losses.softmax_triplet(out.expert_feats[j - 1], labels[j])
+                terms[f"part_tri{j}"] = losses.softmax_triplet(*inliers(out.expert_feats[j - 1], labels[j]))
         return terms
 
 
@@ -172,7 +179,7 @@ class LF2(PartVariant):
             for j in range(1, self.num_parts + 1):
                 if j in sets:
                     fused = fusion[j - 1](out.part_feats[j - 1], g)
-                    terms[f"fm{j}"] = losses.softmax_triplet(fused, labels[j])
+                    terms[f"fm{j}"] = losses.softmax_triplet(*inliers(fused, labels[j]))
         return terms
 
 
