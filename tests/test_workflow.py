@@ -547,8 +547,12 @@ def test_snakemake_then_dvc_agree(tmp_path):
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
     # a params change: Snakemake's params trigger reruns the fine-tuning jobs only
     pfile = work / "params" / "default.yaml"
-    pfile.write_text(pfile.read_text().replace("  epochs: 8\n", "  epochs: 5\n", 1))
-    assert load_params(pfile)["finetune"]["epochs"] == 5
+    text = pfile.read_text()
+    head, tail = text.split("\nfinetune:\n", 1)
+    old_epochs = load_params(pfile)["finetune"]["epochs"]
+    tail = re.sub(r"^  epochs: \d+", f"  epochs: {old_epochs + 1}", tail, count=1, flags=re.M)
+    pfile.write_text(head + "\nfinetune:\n" + tail)
+    assert load_params(pfile)["finetune"]["epochs"] == old_epochs + 1
     res = snakemake(work, "-n", env=env)
     counts = job_counts(res.stdout + res.stderr)
     assert counts["finetune"] == 10 and "pretrain" not in counts and "prepare" not in counts
