@@ -57,18 +57,13 @@ def check_architecture(ckpt: dict, model_config: dict, path: str | os.PathLike[s
 
 
 def build_model(model_config: dict, num_classes: int | None = None, pretrained: bool | str = False):
+    """A ``ReIDNet`` from ``ReIDNet.config()`` keys, optionally with another classifier size."""
     from lf2.models.net import ReIDNet
 
     cfg = dict(model_config)
-    return ReIDNet(
-        arch=cfg["arch"],
-        pretrained=pretrained,
-        last_stride=cfg.get("last_stride", 1),
-        num_parts=cfg.get("num_parts", 2),
-        pooling=cfg.get("pooling", "avg"),
-        num_classes=cfg.get("num_classes", 0) if num_classes is None else num_classes,
-        test_feature=cfg.get("test_feature", "pooled"),
-    )
+    if num_classes is not None:
+        cfg["num_classes"] = num_classes
+    return ReIDNet(pretrained=pretrained, **cfg)
 
 
 def _state_num_classes(state: dict) -> int:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -80,3 +84,67 @@ class LossMonitor:
         for name, value in self.terms.items():
             out[name] = float(value / self.counts[name])
         return out
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where one training run keeps its files, beside the final checkpoint."""
+
+    run_dir: Path
+    state: Path        # resume state, rewritten atomically every epoch
+    log: Path          # epochs.jsonl
+    fingerprint: str   # identity of the settings; a state with another one is not resumed
+
+
+def start_run(params: dict, out: Path, run_info: dict) -> tuple[torch.device, RunFiles]:
+    """Device, threads and seeds from params; the run folder with its resolved ``params.yaml``."""
+    from lf2.train import runtime
+    from lf2.train.records import run_fingerprint, write_resolved_params
+
+    device = runtime.resolve_device(params.get("device", "auto"))
+    runtime.configure_threads(params.get("threads", 0))
+    runtime.seed_everything(int(params.get("seed", 0)))
+    run_dir = Path(out).parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_resolved_params(run_dir, params, run_info)
+    files = RunFiles(run_dir, run_dir / "state.pt", run_dir / "epochs.jsonl", run_fingerprint(params, run_info))
+    return device, files
+
+
+class RandomImages:
+    """Random uint8 images behind the training-image interface (for ``bench_step``)."""
+
+    def __init__(self, params: dict, device: torch.device, num_images: int, random_erasing: float) -> None:
+        from lf2.data.batch_transforms import BatchAugment
+        from lf2.data.tensor_cache import ImageCache
+
+        inp = params["input"]
+        gen = torch.Generator().manual_seed(0)
+        raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=gen)
+        self.cache = ImageCache(raw.numpy(), device)
+        self.augment = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"],
+                                    random_erasing=random_erasing)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def batch(self, indices, *, erasing: bool, generator: torch.Generator) -> torch.Tensor:
+        return self.cache.batch(indices, self.augment, generator)
+
+
+def time_steps(step: Callable[[], Tensor], *, warmup: int, steps: int, device: torch.device) -> dict:
+    """Seconds for ``steps`` calls of ``step`` after ``warmup`` untimed ones, one host sync at
+    the end; peak GPU memory of the timed steps (None on CPU)."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss.detach())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return {"seconds": time.perf_counter() - t0,
+            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}

@@ -27,8 +27,15 @@ from lf2.train.checkpoint import (
     resumable_state,
     save_checkpoint,
 )
-from lf2.train.common import LossMonitor, make_adam, outputs_to_float
-from lf2.train.records import run_fingerprint, write_epoch_log, write_resolved_params
+from lf2.train.common import (
+    LossMonitor,
+    RandomImages,
+    make_adam,
+    outputs_to_float,
+    start_run,
+    time_steps,
+)
+from lf2.train.records import write_epoch_log
 from lf2.train.sampling import make_sampling
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
 
@@ -101,10 +108,11 @@ class FinetuneTrainer:
     # ------------------------------------------------------- pseudo labels
     @torch.no_grad()
     def extract(self, batch_size: int = 256) -> EpochFeatures:
-        teacher = self.teacher.model
-        need_student = self.variant.needs_student_parts()
+        """One pass over the target images computing only the features the variant clusters."""
+        teacher, student = self.teacher.model, self.student
+        need_tparts, need_sparts = self.variant.needs_teacher_parts(), self.variant.needs_student_parts()
         g_all, gbn_all, tp_all, sp_all = [], [], [], []
-        with runtime.eval_mode(self.student, teacher), runtime.autocast(self.device, self.amp):
+        with runtime.eval_mode(student, teacher), runtime.autocast(self.device, self.amp):
             for x in self.images.eval_batches(batch_size):
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -112,16 +120,16 @@ class FinetuneTrainer:
                 g = teacher.pool(tmap)
                 g_all.append(g.float())
                 gbn_all.append(teacher.bnneck(g).float())
-                tp_all.append([p.float() for p in teacher.part_features(tmap)])
-                if need_student:
-                    sp_all.append([p.float() for p in self.student.part_features(self.student.feature_map(x))])
-        k = self.student.num_parts
-        return EpochFeatures(
-            teacher_global=torch.cat(g_all),
-            teacher_global_bn=torch.cat(gbn_all),
-            teacher_parts=[torch.cat([b[j] for b in tp_all]) for j in range(k)],
-            student_parts=[torch.cat([b[j] for b in sp_all]) for j in range(k)] if need_student else [],
-        )
+                if need_tparts:
+                    tp_all.append([p.float() for p in teacher.part_features(tmap)])
+                if need_sparts:
+                    sp_all.append([p.float() for p in student.part_features(student.feature_map(x))])
+
+        def stack(per_batch: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+            return [torch.cat(parts) for parts in zip(*per_batch, strict=True)] if per_batch else []
+
+        return EpochFeatures(teacher_global=torch.cat(g_all), teacher_global_bn=torch.cat(gbn_all),
+                             teacher_parts=stack(tp_all), student_parts=stack(sp_all))
 
     def make_labels(self, epoch: int) -> tuple[list[np.ndarray], np.ndarray, dict]:
         """Cluster this epoch's feature sets.
@@ -265,19 +273,11 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     from lf2.train.images import TrainImages
     from lf2.train.monitor import maybe_evaluate
 
-    device = runtime.resolve_device(params.get("device", "auto"))
-    runtime.configure_threads(params.get("threads", 0))
-    runtime.seed_everything(int(params.get("seed", 0)))
     ft, inp = params["finetune"], params["input"]
     v = make_variant(variant, params["model"]["num_parts"])
     row = row or (f"lf2_m{clusters}" if variant == "lf2" else variant)
-    run_dir = Path(out).parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
-    run_info = {"stage": "finetune", "variant": variant, "clusters": clusters, "init": str(init),
-                "target": str(target), "row": row}
-    write_resolved_params(run_dir, params, run_info)
-    fingerprint = run_fingerprint(params, run_info)
+    device, files = start_run(params, out, {"stage": "finetune", "variant": variant, "clusters": clusters,
+                                            "init": str(init), "target": str(target), "row": row})
 
     manifest = load_manifest(target)
     train = manifest.split("train")
@@ -289,13 +289,13 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     trainer = FinetuneTrainer(params, v, clusters, images, init_ckpt, device,
                               true_pids=train["pid"].to_numpy())
     start, records = 1, []
-    state = resumable_state(state_path, fingerprint) if resume else None
+    state = resumable_state(files.state, files.fingerprint) if resume else None
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         runtime.set_rng_state(state["rng"])
         start, records = state["epoch"] + 1, state["records"]
         log.info("resuming %s from epoch %d", row, start)
-    write_epoch_log(log_path, records)  # a fresh run never shows a stale log
+    write_epoch_log(files.log, records)  # a fresh run never shows a stale log
     log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
              row, manifest.name, len(images), ft["epochs"], ft["iters_per_epoch"], device, images.mode)
 
@@ -314,17 +314,17 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
             "lr": ft["lr"], "losses": _loss_record(losses), "clusters": clusters_rec, "agreement": agree,
             "time": {**times, "labels": t1 - t0, "train": t2 - t1, "eval": t3 - t2}, "eval": monitor,
         })
-        save_checkpoint(state_path, {
+        save_checkpoint(files.state, {
             "stage": "finetune", "row": row, "model_config": trainer.student.config(),
-            "fingerprint": fingerprint, "epoch": epoch, "trainer": trainer.state_dict(), "rng": runtime.rng_state(), "records": records,
+            "fingerprint": files.fingerprint, "epoch": epoch, "trainer": trainer.state_dict(),
+            "rng": runtime.rng_state(), "records": records,
         })
-        write_epoch_log(log_path, records)
+        write_epoch_log(files.log, records)
         log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft["epochs"], losses["total"],
                  "/".join(str(c["num_clusters"]) for c in clusters_rec), t3 - t0)
 
     if start > ft["epochs"]:
-        log.info("%s already complete in %s; writing the final checkpoint", row, state_path)
-    write_epoch_log(log_path, records)
+        log.info("%s already complete in %s; writing the final checkpoint", row, files.state)
     save_checkpoint(out, {
         "stage": "finetune", "row": row, "model_config": trainer.student.config(),
         "student": trainer.student.state_dict(), "teacher": trainer.teacher.model.state_dict(),
@@ -346,54 +346,24 @@ def _loss_record(losses: dict[str, float]) -> dict:
 def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
                warmup: int = 3, num_images: int = 512) -> dict:
     """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``)."""
-    from lf2.data.tensor_cache import ImageCache
-
     device = torch.device(device)
     p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
-    inp = p["input"]
-    g = torch.Generator().manual_seed(0)
-    raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=g)
-
-    class _Images:
-        def __init__(self) -> None:
-            from lf2.data.batch_transforms import BatchAugment
-
-            self.cache = ImageCache(raw.numpy(), device)
-            self.aug = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"],
-                                    random_erasing=inp["random_erasing"])
-
-        def __len__(self) -> int:
-            return num_images
-
-        def batch(self, indices, *, erasing, generator):
-            return self.cache.batch(indices, self.aug, generator)
-
+    ft = p["finetune"]
     v = make_variant(variant, p["model"]["num_parts"])
     k = max(2, num_images // 8)
-    trainer = FinetuneTrainer(p, v, k, _Images(), None, device)
+    images = RandomImages(p, device, num_images, p["input"]["random_erasing"])
+    trainer = FinetuneTrainer(p, v, k, images, None, device)
     rng = np.random.default_rng(0)
     labels = [rng.integers(0, k, num_images) for _ in v.set_names]
     for y in labels:
         y[:k] = np.arange(k)
     feats = rng.standard_normal((num_images, trainer.student.out_channels)).astype(np.float32)
     trainer.set_labels(labels, feats / np.linalg.norm(feats, axis=1, keepdims=True))
-    ft = p["finetune"]
     it = iter(make_sampling(sampling, trainer.label_sets, ft["batch_p"], ft["batch_k"], steps + warmup, 0))
     gen = runtime.torch_generator(0, device)
-    for _ in range(warmup):
-        trainer.train_step(next(it), gen)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss, _ = trainer.train_step(next(it), gen)
-    float(loss.detach())  # one host sync at the end
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    dt = time.perf_counter() - t0
+    timed = time_steps(lambda: trainer.train_step(next(it), gen)[0], warmup=warmup, steps=steps, device=device)
     batch = ft["batch_p"] * ft["batch_k"]
     forwards = len(v.set_names) if sampling == "per_label" else 1
+    dt = timed["seconds"]
     return {"it_per_s": steps / dt, "images_per_s": steps * batch * forwards / dt, "batch": batch,
-            "forwards_per_step": forwards,
-            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+            "forwards_per_step": forwards, "peak_mem_bytes": timed["peak_mem_bytes"]}

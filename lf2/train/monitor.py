@@ -7,7 +7,6 @@ the reported model is always the last epoch's.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 NOTE = "test split, monitoring only; never used for model selection"
@@ -15,18 +14,16 @@ NOTE = "test split, monitoring only; never used for model selection"
 
 def evaluate_model(model: torch.nn.Module, manifest, *, height: int, width: int, batch_size: int,
                    flip: bool, device: torch.device) -> dict:
-    """mAP / CMC of ``model`` on a manifest's query and gallery splits."""
-    from lf2.eval import evaluate_ranking
+    """mAP / CMC of ``model`` on a manifest's query and gallery splits (cosine distance)."""
+    from lf2.eval import evaluate_features
     from lf2.eval.features import extract_features, iter_eval_batches
 
     feats = {}
     for split in ("query", "gallery"):
         batches = iter_eval_batches(manifest.paths(split), height, width, batch_size)
         feats[split] = extract_features(model, batches, flip=flip, device=device)
-    q, g = torch.from_numpy(feats["query"]), torch.from_numpy(feats["gallery"])
-    dist = (1.0 - q @ g.T).numpy().astype(np.float32)
-    return evaluate_ranking(dist, manifest.pids("query"), manifest.pids("gallery"),
-                            manifest.camids("query"), manifest.camids("gallery"))
+    return evaluate_features(feats["query"], feats["gallery"], manifest.pids("query"), manifest.pids("gallery"),
+                             manifest.camids("query"), manifest.camids("gallery"))
 
 
 def maybe_evaluate(params: dict, model: torch.nn.Module, manifest, epoch: int, device: torch.device) -> dict | None:

@@ -18,8 +18,15 @@ import torch
 from lf2 import losses
 from lf2.train import runtime
 from lf2.train.checkpoint import build_model, resumable_state, save_checkpoint
-from lf2.train.common import LossMonitor, make_adam, outputs_to_float
-from lf2.train.records import run_fingerprint, write_epoch_log, write_resolved_params
+from lf2.train.common import (
+    LossMonitor,
+    RandomImages,
+    make_adam,
+    outputs_to_float,
+    start_run,
+    time_steps,
+)
+from lf2.train.records import write_epoch_log
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +110,9 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     from lf2.data.manifest import load_manifest
     from lf2.train.images import TrainImages
 
-    device = runtime.resolve_device(params.get("device", "auto"))
-    runtime.configure_threads(params.get("threads", 0))
-    runtime.seed_everything(int(params.get("seed", 0)))
     pt, inp = params["pretrain"], params["input"]
-    run_dir = Path(out).parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run_dir / "state.pt", run_dir / "epochs.jsonl"
-    run_info = {"stage": "pretrain", "source": str(source), "target": str(target) if target else None}
-    write_resolved_params(run_dir, params, run_info)
-    fingerprint = run_fingerprint(params, run_info)
+    device, files = start_run(params, out, {"stage": "pretrain", "source": str(source),
+                                            "target": str(target) if target else None})
     src = load_manifest(source)
     train = src.split("train")
     _, labels = np.unique(train["pid"].to_numpy(), return_inverse=True)
@@ -125,14 +125,14 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     target_images = images_for(load_manifest(target)) if (pt["target_bn"] and target is not None) else None
     trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
     start, records = 1, []
-    state = resumable_state(state_path, fingerprint) if resume else None
+    state = resumable_state(files.state, files.fingerprint) if resume else None
     if state is not None:
         trainer.model.load_state_dict(state["student"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         runtime.set_rng_state(state["rng"])
         start, records = state["epoch"] + 1, state["records"]
         log.info("resuming pre-training from epoch %d", start)
-    write_epoch_log(log_path, records)
+    write_epoch_log(files.log, records)
     log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
              src.name, int(labels.max()) + 1, len(labels), pt["epochs"], pt["iters_per_epoch"], device)
     for epoch in range(start, pt["epochs"] + 1):
@@ -143,15 +143,14 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                         "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
                                              "tri": losses_["tri"], "part_tri": [], "fm": []},
                         "time": {"train": time.perf_counter() - t0}, "eval": None})
-        save_checkpoint(state_path, {"stage": "pretrain", "row": "pretrain", "fingerprint": fingerprint,
+        save_checkpoint(files.state, {"stage": "pretrain", "row": "pretrain", "fingerprint": files.fingerprint,
                                      "model_config": trainer.model.config(), "epoch": epoch,
                                      "student": trainer.model.state_dict(),
                                      "optimizer": trainer.optimizer.state_dict(),
                                      "rng": runtime.rng_state(), "records": records})
-        write_epoch_log(log_path, records)
+        write_epoch_log(files.log, records)
         log.info("epoch %d/%d  lr %.2e  loss %.3f (cls %.3f, tri %.3f)  %.1fs", epoch, pt["epochs"], lr,
                  losses_["total"], losses_["cls"], losses_["tri"], time.perf_counter() - t0)
-    write_epoch_log(log_path, records)
     save_checkpoint(out, {"stage": "pretrain", "row": "pretrain", "model_config": trainer.model.config(),
                           "student": trainer.model.state_dict(), "teacher": None, "fusion": None,
                           "params": params, "epoch": pt["epochs"],
@@ -163,42 +162,18 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
 def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
                num_images: int = 512) -> dict:
     """Time the source step on random images (for ``lf2 bench``)."""
-    from lf2.data.batch_transforms import BatchAugment
-    from lf2.data.tensor_cache import ImageCache
-
-    device = torch.device(device)
-    inp, pt = params["input"], params["pretrain"]
-    g = torch.Generator().manual_seed(0)
-    raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=g)
-
-    class _Images:
-        cache = ImageCache(raw.numpy(), device)
-        aug = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"], random_erasing=0.0)
-
-        def __len__(self) -> int:
-            return num_images
-
-        def batch(self, indices, *, erasing, generator):
-            return self.cache.batch(indices, self.aug, generator)
-
-    labels = np.arange(num_images) % max(2, num_images // 8)
-    trainer = PretrainTrainer({**params, "model": {**params["model"], "pretrained": False}}, _Images(), labels, device)
     from lf2.data.sampler import PKSampler
 
+    device = torch.device(device)
+    pt = params["pretrain"]
+    labels = np.arange(num_images) % max(2, num_images // 8)
+    p = {**params, "model": {**params["model"], "pretrained": False}}
+    trainer = PretrainTrainer(p, RandomImages(p, device, num_images, 0.0), labels, device)
     it = iter(PKSampler(labels, pt["batch_p"], pt["batch_k"], steps + warmup, 0))
     gen = runtime.torch_generator(0, device)
-    for _ in range(warmup):
-        trainer.train_step(np.asarray(next(it)), gen)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss, _ = trainer.train_step(np.asarray(next(it)), gen)
-    float(loss.detach())
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    dt = time.perf_counter() - t0
+    timed = time_steps(lambda: trainer.train_step(np.asarray(next(it)), gen)[0], warmup=warmup, steps=steps,
+                       device=device)
     batch = pt["batch_p"] * pt["batch_k"]
+    dt = timed["seconds"]
     return {"it_per_s": steps / dt, "images_per_s": steps * batch / dt, "batch": batch,
-            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+            "peak_mem_bytes": timed["peak_mem_bytes"]}

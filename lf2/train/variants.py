@@ -49,8 +49,8 @@ class EpochFeatures:
 
     teacher_global: Tensor          # (N, C) pooled teacher map, phi^{P_0}
     teacher_global_bn: Tensor       # (N, C) the same after BNNeck: the classifier's input space
-    teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes (LF² w/o FM)
-    student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} (FM input)
+    teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes (LF² w/o FM only, else [])
+    student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} (LF² only, else [])
 
 
 class Variant:
@@ -66,6 +66,9 @@ class Variant:
         return len(self.set_names)
 
     def needs_student_parts(self) -> bool:
+        return False
+
+    def needs_teacher_parts(self) -> bool:
         return False
 
     def needs_teacher_in_step(self, fusion) -> bool:
@@ -144,6 +147,9 @@ class NoFM(PartVariant):
     def __init__(self, num_parts: int) -> None:
         super().__init__(num_parts)
         self.set_names = ("global",) + tuple(f"part{j}" for j in range(1, num_parts + 1))
+
+    def needs_teacher_parts(self) -> bool:
+        return True
 
     def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
         return [feats.teacher_global, *feats.teacher_parts]
