@@ -41,16 +41,21 @@ def hardest_pairs(dist: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]
 
     Returns ``(d_ap, d_an, valid)``, each (B,). Anchors without a positive or without a
     negative in the batch are invalid; their ``d_ap``/``d_an`` are 0 and must be ignored.
+    Samples labelled < 0 (DBSCAN outliers) take no part: they are neither anchors, nor
+    positives, nor negatives, exactly as if they had been dropped from the batch. Masking
+    instead of dropping keeps the shapes fixed, so no step waits for the GPU to count them.
     """
     labels = labels.view(-1)
+    member = labels >= 0
+    both = member[:, None] & member[None, :]
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=dist.device)
-    pos = same & ~eye
-    neg = ~same
+    pos = same & ~eye & both
+    neg = ~same & both
     valid = pos.any(dim=1) & neg.any(dim=1)
     zero = dist.new_zeros(())
-    d_ap = torch.where(pos, dist, dist.new_tensor(float("-inf"))).amax(dim=1)
-    d_an = torch.where(neg, dist, dist.new_tensor(float("inf"))).amin(dim=1)
+    d_ap = torch.where(pos, dist, float("-inf")).amax(dim=1)
+    d_an = torch.where(neg, dist, float("inf")).amin(dim=1)
     return torch.where(valid, d_ap, zero), torch.where(valid, d_an, zero), valid
 
 

@@ -148,3 +148,23 @@ def test_bf16_inputs_are_computed_in_float32() -> None:
     d = pairwise_distance(X.to(torch.bfloat16))
     assert d.dtype == torch.float32
     assert torch.allclose(d[2, 3], torch.tensor(1.0), atol=1e-3)
+
+
+def test_outliers_take_no_part_in_mining() -> None:
+    # p4=(0,3.5) is an outlier (-1): as a negative it would be the nearest one for a0 (3.5 < 4)
+    # and for p2, p3 it would be a positive if -1 were a class. It must change nothing.
+    x = torch.cat([X, torch.tensor([[0.0, 3.5], [3.0, 0.1]])])
+    y = torch.cat([Y, torch.tensor([-1, -1])])
+    d_ap, d_an, valid = hardest_pairs(pairwise_distance(x), y)
+    assert valid.tolist() == [True, True, True, True, False, False]
+    assert torch.allclose(d_ap[:4], torch.tensor(D_AP), atol=1e-5)
+    assert torch.allclose(d_an[:4], torch.tensor(D_AN), atol=1e-5)
+    for loss in (softmax_triplet, lambda f, t: batch_hard_triplet(f, t, 0.3)):
+        assert loss(x, y).item() == pytest.approx(loss(X, Y).item(), abs=1e-6)
+
+
+def test_all_outliers_give_zero_loss_with_a_graph() -> None:
+    x = X.clone().requires_grad_(True)
+    loss = softmax_triplet(x, torch.full((4,), -1))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))

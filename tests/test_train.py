@@ -258,3 +258,17 @@ def test_evaluate_cli_on_a_trained_checkpoint(tmp_path, blob_pair, pretrained_ck
     assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["cmc"]) == 50
     assert metrics["num_query"] == 32 and metrics["feature_dim"] == 3 * 512
     assert metrics["checkpoint"]["path"].endswith("model.pt")
+
+
+def test_epoch_indices_go_to_the_device_in_order():
+    from lf2.train.sampling import on_device
+
+    labels = [np.repeat(np.arange(6), 3), np.repeat(np.arange(3), 6), np.tile(np.arange(9), 2)]
+    steps = list(make_sampling("per_label", labels, 2, 3, 4, seed=1))
+    planned = on_device(steps, "cpu")
+    assert len(planned) == len(steps)
+    for host, dev in zip(steps, planned, strict=True):
+        assert [s for _, s in host] == [s for _, s in dev]
+        for (idx, _), (idx_t, _) in zip(host, dev, strict=True):
+            assert idx_t.dtype == torch.int64 and idx_t.tolist() == idx.tolist()
+    assert on_device([[], []], "cpu") == [[], []]

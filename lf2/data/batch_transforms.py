@@ -12,6 +12,7 @@ and GPU.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -32,9 +33,17 @@ ERASE_ATTEMPTS = 10
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32, ``ToTensor`` then ``Normalize`` (same operation order)."""
     x = images_uint8.to(torch.float32).div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    mean, std = _mean_std(x.device)
     return x.sub_(mean).div_(std)
+
+
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: building them per batch would copy from the host every step
+    def shaped(v: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(v, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    return shaped(IMAGENET_MEAN), shaped(IMAGENET_STD)
 
 
 def _uniform(n: int, generator: torch.Generator, shape: tuple[int, ...] = ()) -> torch.Tensor:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from lf2.errors import CheckpointError, ParamsError
 from lf2.train import runtime
@@ -35,8 +37,9 @@ from lf2.train.common import (
     start_run,
     time_steps,
 )
+from lf2.train.host_sync import sync_report
 from lf2.train.records import write_epoch_log
-from lf2.train.sampling import make_sampling
+from lf2.train.sampling import make_sampling, on_device
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
 
 log = logging.getLogger(__name__)
@@ -182,9 +185,8 @@ class FinetuneTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         need_teacher = self.variant.needs_teacher_in_step(self.fusion)
         total_loss, all_terms = None, {}
-        for idx, sets in batches:
-            idx_t = torch.from_numpy(idx).to(self.device)
-            x = self.images.batch(idx, erasing=erasing, generator=generator)
+        for idx_t, sets in batches:
+            x = self.images.batch(idx_t, erasing=erasing, generator=generator)
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             labels = [y[idx_t] for y in self._label_tensors]
@@ -208,8 +210,8 @@ class FinetuneTrainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ft = self.ft
         iters = ft["iters_per_epoch"]
-        sampling = make_sampling(ft["sampling"], self.label_sets, ft["batch_p"], ft["batch_k"], iters,
-                                 runtime.derive_seed(self.seed, "sampler", epoch))
+        sampling = on_device(make_sampling(ft["sampling"], self.label_sets, ft["batch_p"], ft["batch_k"], iters,
+                                           runtime.derive_seed(self.seed, "sampler", epoch)), self.device)
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "augment", epoch), self.device)
         monitor = LossMonitor(epoch, iters, self.device)
         from tqdm import tqdm
@@ -343,9 +345,10 @@ def _loss_record(losses: dict[str, float]) -> dict:
             "part_tri": [losses[k] for k in parts], "fm": [losses[k] for k in fms]}
 
 
-def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
-               warmup: int = 3, num_images: int = 512) -> dict:
-    """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``)."""
+def random_data_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int,
+                     num_images: int = 512) -> Callable[[], Tensor]:
+    """A fine-tuning step on random images and random pseudo labels, callable ``steps`` times
+    (for ``lf2 bench`` and the host-sync tests); each call returns the step's loss."""
     device = torch.device(device)
     p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
     ft = p["finetune"]
@@ -359,11 +362,23 @@ def bench_step(params: dict, variant: str, sampling: str, device: torch.device |
         y[:k] = np.arange(k)
     feats = rng.standard_normal((num_images, trainer.student.out_channels)).astype(np.float32)
     trainer.set_labels(labels, feats / np.linalg.norm(feats, axis=1, keepdims=True))
-    it = iter(make_sampling(sampling, trainer.label_sets, ft["batch_p"], ft["batch_k"], steps + warmup, 0))
+    it = iter(on_device(make_sampling(sampling, trainer.label_sets, ft["batch_p"], ft["batch_k"], steps, 0),
+                        device))
     gen = runtime.torch_generator(0, device)
-    timed = time_steps(lambda: trainer.train_step(next(it), gen)[0], warmup=warmup, steps=steps, device=device)
+    return lambda: trainer.train_step(next(it), gen)[0]
+
+
+def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
+               warmup: int = 3, num_images: int = 512) -> dict:
+    """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``),
+    then look for host syncs in one more step."""
+    device = torch.device(device)
+    step = random_data_step(params, variant, sampling, device, steps + warmup + 2, num_images)
+    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
+    ft = params["finetune"]
     batch = ft["batch_p"] * ft["batch_k"]
-    forwards = len(v.set_names) if sampling == "per_label" else 1
+    forwards = make_variant(variant, params["model"]["num_parts"]).num_sets if sampling == "per_label" else 1
     dt = timed["seconds"]
     return {"it_per_s": steps / dt, "images_per_s": steps * batch * forwards / dt, "batch": batch,
-            "forwards_per_step": forwards, "peak_mem_bytes": timed["peak_mem_bytes"]}
+            "forwards_per_step": forwards, "peak_mem_bytes": timed["peak_mem_bytes"],
+            **sync_report(step, device)}

@@ -58,10 +58,16 @@ class TrainImages:
             )
         return self._augment[erasing]
 
-    def batch(self, indices: np.ndarray, *, erasing: bool, generator: torch.Generator) -> torch.Tensor:
-        """Augmented, normalised float batch (B, 3, H, W) on the training device."""
+    def batch(self, indices: np.ndarray | torch.Tensor, *, erasing: bool, generator: torch.Generator) -> torch.Tensor:
+        """Augmented, normalised float batch (B, 3, H, W) on the training device.
+
+        ``indices`` already on the training device cost no copy on the cached path; the
+        loader path reads them back to the host (it decodes files, a copy is nothing there).
+        """
         if self._cache is not None:
             return self._cache.batch(indices, self._batch_augment(erasing), generator)
+        if torch.is_tensor(indices):
+            indices = indices.cpu().numpy()
         return self._loader_batch(indices, erasing, generator)
 
     def _loader_batch(self, indices: np.ndarray, erasing: bool, generator: torch.Generator) -> torch.Tensor:

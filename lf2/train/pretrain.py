@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ from lf2.train.common import (
     start_run,
     time_steps,
 )
+from lf2.train.host_sync import sync_report
 from lf2.train.records import write_epoch_log
+from lf2.train.sampling import on_device
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,12 @@ class PretrainTrainer:
             group["lr"] = lr
         return lr
 
-    def train_step(self, idx: np.ndarray, generator: torch.Generator, target_idx: np.ndarray | None = None):
+    def train_step(self, idx: torch.Tensor, generator: torch.Generator, target_idx: torch.Tensor | None = None):
+        """One step on the source images ``idx`` (indices on the training device)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         x = self.images.batch(idx, erasing=False, generator=generator)
-        y = self._labels_t[torch.from_numpy(idx).to(self.device)]
+        y = self._labels_t[idx]
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(self.device, self.amp):
@@ -96,12 +100,18 @@ class PretrainTrainer:
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "pretrain-augment", epoch), self.device)
         trng = np.random.default_rng(runtime.derive_seed(self.seed, "pretrain-target", epoch))
         monitor = LossMonitor(epoch, iters, self.device)
-        bar = tqdm(sampler, total=iters, desc=f"epoch {epoch}", disable=not runtime.show_progress(), leave=False)
-        for it, idx in enumerate(bar):
-            tidx = None
+        plan = []
+        for idx in sampler:
+            step = [(np.asarray(idx, dtype=np.int64), frozenset())]
             if self.target_images is not None:
-                tidx = trng.choice(len(self.target_images), size=len(idx), replace=len(self.target_images) < len(idx))
-            loss, terms = self.train_step(np.asarray(idx, dtype=np.int64), gen, tidx)
+                n = len(self.target_images)
+                step.append((trng.choice(n, size=len(idx), replace=n < len(idx)), frozenset()))
+            plan.append(step)
+        bar = tqdm(on_device(plan, self.device), total=iters, desc=f"epoch {epoch}",
+                   disable=not runtime.show_progress(), leave=False)
+        for it, step in enumerate(bar):
+            tidx = step[1][0] if len(step) > 1 else None
+            loss, terms = self.train_step(step[0][0], gen, tidx)
             monitor.add(it, loss, terms)
         return monitor.means(iters)
 
@@ -159,9 +169,9 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     return Path(out)
 
 
-def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
-               num_images: int = 512) -> dict:
-    """Time the source step on random images (for ``lf2 bench``)."""
+def random_data_step(params: dict, device: torch.device | str, steps: int,
+                     num_images: int = 512) -> Callable[[], torch.Tensor]:
+    """A source step on random images, callable ``steps`` times; each call returns the loss."""
     from lf2.data.sampler import PKSampler
 
     device = torch.device(device)
@@ -169,11 +179,20 @@ def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup
     labels = np.arange(num_images) % max(2, num_images // 8)
     p = {**params, "model": {**params["model"], "pretrained": False}}
     trainer = PretrainTrainer(p, RandomImages(p, device, num_images, 0.0), labels, device)
-    it = iter(PKSampler(labels, pt["batch_p"], pt["batch_k"], steps + warmup, 0))
+    sampler = PKSampler(labels, pt["batch_p"], pt["batch_k"], steps, 0)
+    it = iter(on_device([[(np.asarray(idx, dtype=np.int64), frozenset())] for idx in sampler], device))
     gen = runtime.torch_generator(0, device)
-    timed = time_steps(lambda: trainer.train_step(np.asarray(next(it)), gen)[0], warmup=warmup, steps=steps,
-                       device=device)
+    return lambda: trainer.train_step(next(it)[0][0], gen)[0]
+
+
+def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
+               num_images: int = 512) -> dict:
+    """Time the source step on random images (for ``lf2 bench``), then look for host syncs."""
+    device = torch.device(device)
+    step = random_data_step(params, device, steps + warmup + 2, num_images)
+    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
+    pt = params["pretrain"]
     batch = pt["batch_p"] * pt["batch_k"]
     dt = timed["seconds"]
     return {"it_per_s": steps / dt, "images_per_s": steps * batch / dt, "batch": batch,
-            "peak_mem_bytes": timed["peak_mem_bytes"]}
+            "peak_mem_bytes": timed["peak_mem_bytes"], **sync_report(step, device)}

@@ -8,13 +8,15 @@ the terms of its own set — K+1 forwards per step, three times the cost for K =
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
+import torch
 
 from lf2.errors import ParamsError
 
 Batch = tuple[np.ndarray, frozenset[int]]
+DeviceBatch = tuple[torch.Tensor, frozenset[int]]
 
 
 class Sampling:
@@ -53,3 +55,21 @@ def make_sampling(name: str, label_sets: list[np.ndarray], p: int, k: int, iters
     if name not in SAMPLINGS:
         raise ParamsError(f"finetune.sampling: {name!r}; expected one of {', '.join(SAMPLINGS)}")
     return SAMPLINGS[name](label_sets, p, k, iters, seed)
+
+
+def on_device(steps: Iterable[list[Batch]], device: torch.device | str) -> list[list[DeviceBatch]]:
+    """An epoch's batches with their image indices already on ``device``.
+
+    All indices go over in one copy before the epoch, and each step gets views of it:
+    copying a host array to the GPU inside a step (``torch.from_numpy(idx).to("cuda")``)
+    makes the host wait until the GPU has finished everything queued, so the next step
+    could not be launched while the current one runs.
+    """
+    steps = list(steps)
+    flat = [idx for step in steps for idx, _ in step]
+    if not flat:
+        return [[] for _ in steps]
+    sizes = [len(idx) for idx in flat]
+    joined = torch.from_numpy(np.concatenate(flat).astype(np.int64, copy=False)).to(device)
+    pieces = iter(torch.split(joined, sizes))
+    return [[(next(pieces), sets) for _, sets in step] for step in steps]

@@ -121,21 +121,19 @@ class Baseline(Variant):
         return [feats.teacher_global]
 
 
-def inliers(feats: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Drop DBSCAN outliers (label -1): with shared sampling a batch drawn on y_0 may hold
-    images that are outliers in another label set; they are not a class of their own."""
-    keep = labels >= 0
-    return feats[keep], labels[keep]
-
-
 class PartVariant(Variant):
-    """Shared by the two part-based rows: K+1 label sets and the experts' softmax-triplets."""
+    """Shared by the two part-based rows: K+1 label sets and the experts' softmax-triplets.
+
+    With shared sampling a batch drawn on y_0 may hold images that are DBSCAN outliers
+    (label -1) in another label set; they are not a class of their own, and the triplet
+    losses leave samples labelled < 0 out of the mining (``losses.hardest_pairs``).
+    """
 
     def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
         terms = super().loss_terms(out, labels, sets, w)
         for j in range(1, self.num_parts + 1):
             if j in sets:
-                terms[f"part_tri{j}"] = losses.softmax_triplet(*inliers(out.expert_feats[j - 1], labels[j]))
+                terms[f"part_tri{j}"] = losses.softmax_triplet(out.expert_feats[j - 1], labels[j])
         return terms
 
 
@@ -185,7 +183,7 @@ class LF2(PartVariant):
             for j in range(1, self.num_parts + 1):
                 if j in sets:
                     fused = fusion[j - 1](out.part_feats[j - 1], g)
-                    terms[f"fm{j}"] = losses.softmax_triplet(*inliers(fused, labels[j]))
+                    terms[f"fm{j}"] = losses.softmax_triplet(fused, labels[j])
         return terms
 
 
