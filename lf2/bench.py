@@ -104,13 +104,19 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(scale: str, **overrides: Any) -> BenchConfig:
-    """The config of ``scale`` with the non-None ``overrides`` applied."""
+#: On a GPU a paper-scale step takes tens of milliseconds: time many of them, after enough
+#: warm-up for cuDNN's algorithm search and the allocator to settle.
+GPU_SCALES: dict[str, dict[str, Any]] = {"market": {"steps": 50, "warmup": 10}}
+
+
+def make_config(scale: str, device_type: str = "cpu", **overrides: Any) -> BenchConfig:
+    """The config of ``scale`` (on a ``device_type``) with the non-None ``overrides`` applied."""
     if scale not in SCALES:
         from lf2.errors import ParamsError
 
         raise ParamsError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}")
-    cfg = BenchConfig(scale=scale, **SCALES[scale])
+    sizes = {**SCALES[scale], **(GPU_SCALES.get(scale, {}) if device_type == "cuda" else {})}
+    cfg = BenchConfig(scale=scale, **sizes)
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -713,14 +719,18 @@ def render_markdown(r: dict[str, Any]) -> str:
             lines += [f"skipped: {sec['skipped']}", ""]
             continue
         runs = sec["runs"] if kind == "finetune" else {"source": sec}
-        lines += ["| run | it/s | images/s | achieved TFLOP/s | of matmul peak | peak GPU MiB |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| run | it/s | images/s | achieved TFLOP/s | of matmul peak | peak GPU MiB "
+                  "| syncing ops per step | CUDA syncs per step |",
+                  "|---|---|---|---|---|---|---|---|"]
+        sites: set[str] = set()
         for name, v in runs.items():
             mem = v.get("peak_mem_bytes")
             ach, frac = _achieved(r, kind, v)
+            sites.update(v.get("host_sync_sites", []))
             lines.append(f"| {name} | {_fmt(v['it_per_s'])} | {_fmt(v['images_per_s'])} | "
-                         f"{_fmt(ach)} | {_fmt(frac)} | {_fmt(mem / 2**20 if mem else None)} |")
-        lines += [""]
+                         f"{_fmt(ach)} | {_fmt(frac)} | {_fmt(mem / 2**20 if mem else None)} | "
+                         f"{_fmt(v.get('host_sync_ops'))} | {_fmt(v.get('cuda_sync_calls'))} |")
+        lines += [""] + [f"- syncs at {site}" for site in sorted(sites)] + ([""] if sites else [])
     if "extract" in r:
         e = r["extract"]
         lines += ["## Feature extraction", "",

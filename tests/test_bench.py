@@ -162,3 +162,4 @@ def test_small_training_steps(tmp_path):
     assert set(r["finetune"]["runs"]) == {"lf2/per_label"}
     per_label = r["finetune"]["runs"]["lf2/per_label"]
     assert per_label["it_per_s"] > 0 and per_label["forwards_per_step"] == 3
+    assert per_label["host_sync_ops"] == 0 and r["pretrain"]["host_sync_ops"] == 0

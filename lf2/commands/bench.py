@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", default="small", choices=("market", "small"),
                         help="market: paper sizes (ResNet-50, 256x128, batch 64, 12,936 images); "
                              "small: a tiny run in seconds")
+    parser.add_argument("--compile", default=None, choices=("none", "default", "max-autotune"),
+                        help="torch.compile the backbones in the training steps (default: params compile)")
     parser.add_argument("--only", type=_names, default=None,
                         help=f"comma-separated sections: {','.join(SECTIONS)} (default: all)")
     sizes = parser.add_argument_group("sizes (override the scale's defaults)")
@@ -52,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from lf2.bench import make_config, run_bench
     from lf2.config import load_params
     from lf2.errors import ParamsError
+    from lf2.train.runtime import resolve_device
 
     params = load_params(args.params)
+    if args.compile is not None:
+        params = {**params, "compile": args.compile}
     overrides = {
         key: getattr(args, key)
         for key in ("steps", "warmup", "variants", "samplings", "data_images", "data_batches",
@@ -64,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
                 "kmeans_iters", "eval_query", "eval_gallery", "matmul_size"):
         if overrides[key] is not None and overrides[key] < 1:
             raise ParamsError(f"--{key.replace('_', '-')} must be at least 1, got {overrides[key]}")
-    cfg = make_config(args.scale, **overrides)
+    device = args.device or params.get("device", "auto")
+    cfg = make_config(args.scale, resolve_device(device).type, **overrides)
     if cfg.kmeans_ks and max(cfg.kmeans_ks) > cfg.kmeans_n:
         raise ParamsError(f"--kmeans-ks {max(cfg.kmeans_ks)} exceeds --kmeans-n {cfg.kmeans_n}")
-    device = args.device or params.get("device", "auto")
     command = _command_line(args)
     results = run_bench(params, args.out, device=device, cfg=cfg, only=args.only, command=command)
     print(f"lf2 bench: wrote {args.out}/bench.json and bench.md "

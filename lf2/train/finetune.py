@@ -80,6 +80,7 @@ class FinetuneTrainer:
             self.student.to(memory_format=torch.channels_last)
         self.teacher = MeanTeacher(self.student, omega=self.ft["ema_omega"], warmup=self.ft["ema_warmup"],
                                    average_buffers=self.ft["ema_buffers"])
+        runtime.compile_backbones([self.student, self.teacher.model], params.get("compile"))
         self.fusion = None
         if variant.uses_fusion:
             m = params["model"]

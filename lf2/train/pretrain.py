@@ -59,6 +59,7 @@ class PretrainTrainer:
         self.model.to(device)
         if device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
+        runtime.compile_backbones([self.model], params.get("compile"))
         self.optimizer = make_adam([self.model], self.pt["lr"], self.pt["weight_decay"])
 
     def set_epoch_lr(self, epoch: int) -> float:

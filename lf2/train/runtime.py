@@ -47,6 +47,24 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+COMPILE_MODES = ("none", "default", "max-autotune")
+
+
+def compile_backbones(models: list[torch.nn.Module], mode: str | None) -> None:
+    """``torch.compile`` each model's backbone in place (``params.compile``).
+
+    ``nn.Module.compile`` keeps the state-dict keys, so checkpoints, the EMA update and
+    resume are unchanged; the heads stay eager (the classifier is replaced every epoch).
+    """
+    mode = mode or "none"
+    if mode not in COMPILE_MODES:
+        raise ParamsError(f"compile: {mode!r}; expected one of {', '.join(COMPILE_MODES)}")
+    if mode == "none":
+        return
+    for model in models:
+        model.backbone.compile(mode=None if mode == "default" else mode)
+
+
 def configure_threads(threads: int) -> None:
     if threads and threads > 0:
         torch.set_num_threads(threads)
