@@ -9,14 +9,18 @@
 #   bash benchmarks/gpu_bench.sh sklearn   # on the GPU machine: the scikit-learn k-means comparison
 #
 # Results go to $OUT (or results/bench-gpu): bench.json, bench.md and a log per command.
+# Extra arguments after `bench` or `sklearn` go to `lf2 bench`; DEVICE (default cuda) picks
+# the device, e.g. `DEVICE=cpu bash benchmarks/gpu_bench.sh bench --only eval` to try it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-results/bench-gpu}
+DEVICE=${DEVICE:-cuda}
 WHEELS=(faiss-cpu==1.13.2 jsonschema==4.25.1 jsonschema-specifications==2025.9.1
         referencing==0.37.0 rpds-py==0.30.0)
 
 use_wheels() {
-    if compgen -G ".whl/*.whl" >/dev/null; then
+    # only where python3 lacks them (the wheels are built for the GPU image's Python 3.12)
+    if ! python3 -c "import faiss, jsonschema" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target /tmp/lf2-site .whl/*.whl
         export PYTHONPATH=/tmp/lf2-site:${PYTHONPATH:-}
@@ -42,13 +46,13 @@ tests)
         | tee "$OUT_DIR/tests.log" ;;
 bench)
     use_wheels
-    python3 -m lf2 bench --params params/paper.yaml --out "$OUT_DIR" --scale market --device cuda \
-        --kmeans-methods faiss_cpu,faiss_gpu,torch 2>&1 | tee "$OUT_DIR/bench.log" ;;
+    python3 -m lf2 bench --params params/paper.yaml --out "$OUT_DIR" --scale market --device "$DEVICE" \
+        --kmeans-methods faiss_cpu,faiss_gpu,torch "${@:2}" 2>&1 | tee "$OUT_DIR/bench.log" ;;
 sklearn)
     use_wheels
     python3 -m lf2 bench --params params/paper.yaml --out "$OUT_DIR/sklearn" --scale market \
-        --device cuda --only kmeans --kmeans-dims 2048,6144 --kmeans-ks 500,900 \
-        --kmeans-methods faiss_cpu,torch,sklearn,sklearn_minibatch 2>&1 | tee "$OUT_DIR/sklearn.log" ;;
+        --device "$DEVICE" --only kmeans --kmeans-dims 2048,6144 --kmeans-ks 500,900 \
+        --kmeans-methods faiss_cpu,torch,sklearn,sklearn_minibatch "${@:2}" 2>&1 | tee "$OUT_DIR/sklearn.log" ;;
 *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,14p' "$0"; exit 2 ;;
 esac

@@ -163,3 +163,11 @@ def test_small_training_steps(tmp_path):
     per_label = r["finetune"]["runs"]["lf2/per_label"]
     assert per_label["it_per_s"] > 0 and per_label["forwards_per_step"] == 3
     assert per_label["host_sync_ops"] == 0 and r["pretrain"]["host_sync_ops"] == 0
+
+
+def test_eval_case_smaller_than_its_scale_still_has_matches():
+    from lf2.bench import bench_eval, make_config
+
+    r = bench_eval(make_config("market", eval_query=40, eval_gallery=120, eval_dim=16), "cpu")
+    assert r["ids"] == 30 and r["query"] == 40 and r["gallery"] == 120
+    assert 0.0 < r["mAP"] <= 1.0
