@@ -42,9 +42,20 @@ def test_recorder_passes_sync_free_code_and_names_the_line():
     assert _ops(lambda: x[torch.arange(3)]) == set()  # integer indices on the device are fine
     with HostSyncRecorder() as rec:
         x.detach().sum().item()
-    assert "test_host_sync.py" not in rec.report()  # only the project's own frames are named
+    assert "test_host_sync.py" not in rec.report()  # only frames inside the lf2 package are named
     (op, loc, _), n = next(iter(rec.found.items()))
-    assert op == "aten._local_scalar_dense.default" and n == 1
+    assert op == "aten._local_scalar_dense.default" and n == 1 and loc == "?"
+
+
+def test_recorder_names_the_package_line():
+    from lf2.train.common import LossMonitor
+
+    monitor = LossMonitor(epoch=1, iters=2, device=torch.device("cpu"), every=1)
+    loss = torch.tensor(1.0)
+    with HostSyncRecorder() as rec:
+        monitor.add(0, loss, {})  # every=1: checks for NaN at once, a sync by design
+    locations = {loc for _, loc, _ in rec.found}
+    assert locations and all(loc.startswith("train/common.py:") for loc in locations)
 
 
 @pytest.mark.parametrize("variant,sampling", CASES)

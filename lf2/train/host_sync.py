@@ -20,6 +20,7 @@ the CPU tests hold the training step to the same rule that
 from __future__ import annotations
 
 import collections
+import os
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ SYNCING_OPS = frozenset({
 #: there; on CUDA ``make_adam`` builds the fused Adam, which keeps them on the device.
 #: Calls from these files are therefore not counted (the GPU test checks the optimiser).
 DEFAULT_SKIP = ("torch/optim/",)
+_THIS_FILE = os.path.abspath(__file__)
 
 
 def _is_syncing(name: str, args: tuple) -> bool:
@@ -53,13 +55,19 @@ def _is_syncing(name: str, args: tuple) -> bool:
     return False
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../lf2
+
+
 def _where() -> tuple[str, str]:
-    """Innermost frame of this project (file:line and code) that led to the operation."""
-    frames = [f for f in traceback.extract_stack() if "/lf2/" in f.filename and not f.filename.endswith(__file__)]
+    """Innermost frame inside the lf2 package (file:line and code) that led to the operation."""
+    prefix = _PACKAGE_DIR + os.sep
+    frames = [f for f in traceback.extract_stack()
+              if os.path.abspath(f.filename).startswith(prefix) and os.path.abspath(f.filename) != _THIS_FILE]
     if not frames:
         return "?", ""
     f = frames[-1]
-    return f"{f.filename.split('/lf2/')[-1]}:{f.lineno}", (f.line or "").strip()
+    rel = os.path.relpath(os.path.abspath(f.filename), _PACKAGE_DIR).replace(os.sep, "/")
+    return f"{rel}:{f.lineno}", (f.line or "").strip()
 
 
 class HostSyncRecorder(TorchDispatchMode):
