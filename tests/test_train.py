@@ -272,3 +272,15 @@ def test_epoch_indices_go_to_the_device_in_order():
         for (idx, _), (idx_t, _) in zip(host, dev, strict=True):
             assert idx_t.dtype == torch.int64 and idx_t.tolist() == idx.tolist()
     assert on_device([[], []], "cpu") == [[], []]
+
+
+def test_pretrain_target_bn_forwards_target_batches(tmp_path, blob_pair, pretrained_ckpt):
+    from lf2.train.pretrain import run_pretrain
+
+    src, tgt = blob_pair
+    params = tiny_params(tmp_path, pretrain={"target_bn": True})
+    out = run_pretrain(params, source=src, target=tgt, out=tmp_path / "tbn" / "model.pt")
+    with_target = load_checkpoint(out)["student"]
+    source_only = load_checkpoint(pretrained_ckpt)["student"]
+    # the target batches move the BN statistics (no loss), so the checkpoints differ there
+    assert not torch.equal(with_target["backbone.bn1.running_mean"], source_only["backbone.bn1.running_mean"])

@@ -148,3 +148,16 @@ def time_steps(step: Callable[[], Tensor], *, warmup: int, steps: int, device: t
         torch.cuda.synchronize(device)
     return {"seconds": time.perf_counter() - t0,
             "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+
+
+def measure_step(step: Callable[[], Tensor], *, warmup: int, steps: int, device: torch.device,
+                 images_per_step: int) -> dict:
+    """``lf2 bench``'s figures for a training step: rates and peak memory over ``steps`` timed
+    calls after ``warmup``, then the host syncs of two more calls (``step`` must allow
+    ``warmup + steps + 2`` calls)."""
+    from lf2.train.host_sync import sync_report
+
+    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
+    dt = timed["seconds"]
+    return {"it_per_s": steps / dt, "images_per_s": steps * images_per_step / dt,
+            "peak_mem_bytes": timed["peak_mem_bytes"], **sync_report(step, device)}

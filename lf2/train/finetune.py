@@ -33,11 +33,10 @@ from lf2.train.common import (
     LossMonitor,
     RandomImages,
     make_adam,
+    measure_step,
     outputs_to_float,
     start_run,
-    time_steps,
 )
-from lf2.train.host_sync import sync_report
 from lf2.train.records import write_epoch_log
 from lf2.train.sampling import make_sampling, on_device
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
@@ -372,14 +371,10 @@ def random_data_step(params: dict, variant: str, sampling: str, device: torch.de
 def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
                warmup: int = 3, num_images: int = 512) -> dict:
     """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``),
-    then look for host syncs in one more step."""
+    then look for host syncs."""
     device = torch.device(device)
     step = random_data_step(params, variant, sampling, device, steps + warmup + 2, num_images)
-    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
-    ft = params["finetune"]
-    batch = ft["batch_p"] * ft["batch_k"]
+    batch = params["finetune"]["batch_p"] * params["finetune"]["batch_k"]
     forwards = make_variant(variant, params["model"]["num_parts"]).num_sets if sampling == "per_label" else 1
-    dt = timed["seconds"]
-    return {"it_per_s": steps / dt, "images_per_s": steps * batch * forwards / dt, "batch": batch,
-            "forwards_per_step": forwards, "peak_mem_bytes": timed["peak_mem_bytes"],
-            **sync_report(step, device)}
+    return {"batch": batch, "forwards_per_step": forwards,
+            **measure_step(step, warmup=warmup, steps=steps, device=device, images_per_step=batch * forwards)}

@@ -58,10 +58,10 @@ def _is_syncing(name: str, args: tuple) -> bool:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../lf2
 
 
-def _where() -> tuple[str, str]:
+def _where(stack: traceback.StackSummary) -> tuple[str, str]:
     """Innermost frame inside the lf2 package (file:line and code) that led to the operation."""
     prefix = _PACKAGE_DIR + os.sep
-    frames = [f for f in traceback.extract_stack()
+    frames = [f for f in stack
               if os.path.abspath(f.filename).startswith(prefix) and os.path.abspath(f.filename) != _THIS_FILE]
     if not frames:
         return "?", ""
@@ -86,7 +86,7 @@ class HostSyncRecorder(TorchDispatchMode):
         if _is_syncing(name, args):
             stack = traceback.extract_stack()
             if not any(s in f.filename.replace("\\", "/") for f in stack for s in self.skip):
-                self.found[(name, *_where())] += 1
+                self.found[(name, *_where(stack))] += 1
         return func(*args, **(kwargs or {}))
 
     def report(self) -> str:

@@ -23,13 +23,12 @@ from lf2.train.common import (
     LossMonitor,
     RandomImages,
     make_adam,
+    measure_step,
     outputs_to_float,
     start_run,
-    time_steps,
 )
-from lf2.train.host_sync import sync_report
 from lf2.train.records import write_epoch_log
-from lf2.train.sampling import on_device
+from lf2.train.sampling import indices_on_device
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +100,16 @@ class PretrainTrainer:
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "pretrain-augment", epoch), self.device)
         trng = np.random.default_rng(runtime.derive_seed(self.seed, "pretrain-target", epoch))
         monitor = LossMonitor(epoch, iters, self.device)
-        plan = []
-        for idx in sampler:
-            step = [(np.asarray(idx, dtype=np.int64), frozenset())]
-            if self.target_images is not None:
-                n = len(self.target_images)
-                step.append((trng.choice(n, size=len(idx), replace=n < len(idx)), frozenset()))
-            plan.append(step)
-        bar = tqdm(on_device(plan, self.device), total=iters, desc=f"epoch {epoch}",
-                   disable=not runtime.show_progress(), leave=False)
-        for it, step in enumerate(bar):
-            tidx = step[1][0] if len(step) > 1 else None
-            loss, terms = self.train_step(step[0][0], gen, tidx)
+        source = [np.asarray(idx, dtype=np.int64) for idx in sampler]
+        target: list = [None] * len(source)
+        if self.target_images is not None:
+            n = len(self.target_images)
+            target = indices_on_device([trng.choice(n, size=len(idx), replace=n < len(idx)) for idx in source],
+                                       self.device)
+        bar = tqdm(zip(indices_on_device(source, self.device), target, strict=True), total=iters,
+                   desc=f"epoch {epoch}", disable=not runtime.show_progress(), leave=False)
+        for it, (idx, tidx) in enumerate(bar):
+            loss, terms = self.train_step(idx, gen, tidx)
             monitor.add(it, loss, terms)
         return monitor.means(iters)
 
@@ -181,9 +178,9 @@ def random_data_step(params: dict, device: torch.device | str, steps: int,
     p = {**params, "model": {**params["model"], "pretrained": False}}
     trainer = PretrainTrainer(p, RandomImages(p, device, num_images, 0.0), labels, device)
     sampler = PKSampler(labels, pt["batch_p"], pt["batch_k"], steps, 0)
-    it = iter(on_device([[(np.asarray(idx, dtype=np.int64), frozenset())] for idx in sampler], device))
+    it = iter(indices_on_device([np.asarray(idx, dtype=np.int64) for idx in sampler], device))
     gen = runtime.torch_generator(0, device)
-    return lambda: trainer.train_step(next(it)[0][0], gen)[0]
+    return lambda: trainer.train_step(next(it), gen)[0]
 
 
 def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
@@ -191,9 +188,6 @@ def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup
     """Time the source step on random images (for ``lf2 bench``), then look for host syncs."""
     device = torch.device(device)
     step = random_data_step(params, device, steps + warmup + 2, num_images)
-    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
-    pt = params["pretrain"]
-    batch = pt["batch_p"] * pt["batch_k"]
-    dt = timed["seconds"]
-    return {"it_per_s": steps / dt, "images_per_s": steps * batch / dt, "batch": batch,
-            "peak_mem_bytes": timed["peak_mem_bytes"], **sync_report(step, device)}
+    batch = params["pretrain"]["batch_p"] * params["pretrain"]["batch_k"]
+    return {"batch": batch,
+            **measure_step(step, warmup=warmup, steps=steps, device=device, images_per_step=batch)}

@@ -8,7 +8,7 @@ the terms of its own set — K+1 forwards per step, three times the cost for K =
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -57,19 +57,21 @@ def make_sampling(name: str, label_sets: list[np.ndarray], p: int, k: int, iters
     return SAMPLINGS[name](label_sets, p, k, iters, seed)
 
 
-def on_device(steps: Iterable[list[Batch]], device: torch.device | str) -> list[list[DeviceBatch]]:
-    """An epoch's batches with their image indices already on ``device``.
+def indices_on_device(arrays: Sequence[np.ndarray], device: torch.device | str) -> list[torch.Tensor]:
+    """Index arrays moved to ``device`` in one copy; the results are views of it.
 
-    All indices go over in one copy before the epoch, and each step gets views of it:
-    copying a host array to the GPU inside a step (``torch.from_numpy(idx).to("cuda")``)
+    Copying a host array to the GPU inside a step (``torch.from_numpy(idx).to("cuda")``)
     makes the host wait until the GPU has finished everything queued, so the next step
-    could not be launched while the current one runs.
+    could not be launched while the current one runs: an epoch's indices go over at once.
     """
+    if not arrays:
+        return []
+    joined = torch.from_numpy(np.concatenate(arrays).astype(np.int64, copy=False)).to(device)
+    return list(torch.split(joined, [len(a) for a in arrays]))
+
+
+def on_device(steps: Iterable[list[Batch]], device: torch.device | str) -> list[list[DeviceBatch]]:
+    """An epoch's batches with their image indices already on ``device`` (one copy)."""
     steps = list(steps)
-    flat = [idx for step in steps for idx, _ in step]
-    if not flat:
-        return [[] for _ in steps]
-    sizes = [len(idx) for idx in flat]
-    joined = torch.from_numpy(np.concatenate(flat).astype(np.int64, copy=False)).to(device)
-    pieces = iter(torch.split(joined, sizes))
+    pieces = iter(indices_on_device([idx for step in steps for idx, _ in step], device))
     return [[(next(pieces), sets) for _, sets in step] for step in steps]
