@@ -175,6 +175,51 @@ def class_centroids(features: np.ndarray, labels: np.ndarray, num_classes: int) 
     return (means / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def match_to_previous(
+    features: np.ndarray, labels: np.ndarray, previous: np.ndarray
+) -> np.ndarray:
+    """Relabel ``labels`` so that each new cluster takes the id of the old cluster it matches.
+
+    Cluster ids are arbitrary each epoch, so a classifier kept across re-clustering
+    (``finetune.reinit_classifier: false``) would score the wrong clusters. Both labelings
+    are summarised by centroids of the SAME features (this epoch's; old centroid j = mean
+    of the images that carried old label j), and the new-to-old assignment minimising the
+    summed squared centroid distance is found by the Hungarian algorithm
+    (``scipy.optimize.linear_sum_assignment``). New clusters left unmatched (more new than
+    old clusters) take the unused ids in order; with fewer new clusters than old, the ids
+    of unmatched old clusters go unused (not consecutive). Outliers (-1) stay -1.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    x = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    previous = np.asarray(previous, dtype=np.int64)
+    if not (len(x) == len(labels) == len(previous)):
+        raise LF2Error(
+            f"match_to_previous: {len(x)} features, {len(labels)} labels and "
+            f"{len(previous)} previous labels; expected one of each per image"
+        )
+    m_new, m_old = int(labels.max()) + 1, int(previous.max()) + 1
+    if m_new <= 0 or m_old <= 0:
+        return labels.copy()
+
+    def centroids(y: np.ndarray, m: int) -> np.ndarray:
+        keep = y >= 0
+        sums = _label_sums(x[keep], y[keep], m)
+        return sums / np.maximum(np.bincount(y[keep], minlength=m), 1)[:, None]
+
+    new_c, old_c = centroids(labels, m_new), centroids(previous, m_old)
+    cost = (new_c**2).sum(1)[:, None] + (old_c**2).sum(1)[None, :] - 2.0 * new_c @ old_c.T
+    rows, cols = linear_sum_assignment(cost)
+    mapping = np.full(m_new, -1, dtype=np.int64)
+    mapping[rows] = cols
+    unused = np.setdiff1d(np.arange(max(m_new, m_old)), cols)
+    mapping[mapping < 0] = unused[: int((mapping < 0).sum())]
+    out = labels.copy()
+    out[labels >= 0] = mapping[labels[labels >= 0]]
+    return out
+
+
 def cluster_stats(labels: np.ndarray) -> dict[str, Any]:
     """Cluster count and sizes (outliers, label -1, are counted apart)."""
     labels = np.asarray(labels, dtype=np.int64)

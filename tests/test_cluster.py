@@ -278,3 +278,33 @@ def test_dbscan_sparse_keeps_explicit_zero_distances(monkeypatch) -> None:
     )
     labels = dbscan_jaccard(np.zeros((4, 2), np.float32), eps=0.3, min_samples=2)
     assert labels.tolist() == [0, 0, 1, 1]
+
+
+def test_match_to_previous_undoes_a_relabelling() -> None:
+    x, y = _blobs(n_per=10, k=5, seed=3)
+    perm = np.array([3, 0, 4, 1, 2])
+    relabelled = perm[y]
+    np.testing.assert_array_equal(cluster.match_to_previous(x, relabelled, y), y)
+    # a few images changing cluster do not break the matching of the rest
+    moved = relabelled.copy()
+    moved[:3] = perm[1]
+    out = cluster.match_to_previous(x, moved, y)
+    np.testing.assert_array_equal(out[3:], y[3:])
+    assert set(out[:3]) == {1}
+
+
+def test_match_to_previous_more_new_clusters_and_outliers() -> None:
+    x, y = _blobs(n_per=10, k=4, seed=5)
+    prev = np.array([0, 1, 0, 2])[y]  # the old labeling merged blobs 0 and 2
+    new = np.array([2, 0, 3, 1])[y]  # four clusters under fresh ids
+    gone = np.flatnonzero(y == 0)[:2]
+    new[gone] = -1  # two outliers
+    out = cluster.match_to_previous(x, new, prev)
+    assert (out[gone] == -1).all()
+    assert (out[y == 1] == 1).all() and (out[y == 3] == 2).all()
+    assert {int(out[y == 0].max()), int(out[y == 2][0])} == {0, 3}  # the split: one old id, one new
+
+
+def test_match_to_previous_bad_lengths() -> None:
+    with pytest.raises(LF2Error, match="previous labels"):
+        cluster.match_to_previous(np.zeros((4, 2)), np.zeros(4, int), np.zeros(3, int))

@@ -10,11 +10,14 @@ from lf2.eval.rerank import jaccard_distance, rerank
 
 
 def dense_reference(
-    feat: np.ndarray, k1: int, k2: int, normalise: bool
+    feat: np.ndarray, k1: int, k2: int, normalise: bool, self_in_k1: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Zhong et al.'s algorithm written plainly with dense N x N arrays (float64).
 
-    Returns (jaccard N x N, weighting distance N x N).
+    ``self_in_k1=False``: R(i) is the point and its k1 nearest others (Zhong et al., the
+    re-ranking convention). ``True``: R(i) is the k1 nearest points, the point itself one
+    of them (SpCL / OpenUnReID's Jaccard distance for DBSCAN). The half sets H(c) are the
+    round(k1/2) + 1 nearest in both. Returns (jaccard N x N, weighting distance N x N).
     """
     n = feat.shape[0]
     sq = (feat**2).sum(1)
@@ -26,14 +29,15 @@ def dense_reference(
     for i in range(n):  # the point itself first
         order[i] = np.concatenate([[i], order[i][order[i] != i]])
 
-    def recip(i: int, k: int) -> np.ndarray:
-        fwd = order[i, : k + 1]
-        return np.array([j for j in fwd if i in order[j, : k + 1]], dtype=np.int64)
+    def recip(i: int, size: int) -> np.ndarray:  # the `size` nearest, the point included
+        fwd = order[i, :size]
+        return np.array([j for j in fwd if i in order[j, :size]], dtype=np.int64)
 
-    half = int(np.around(k1 / 2))
+    n1 = k1 if self_in_k1 else k1 + 1
+    half = int(np.around(k1 / 2)) + 1
     v = np.zeros((n, n))
     for i in range(n):
-        r = recip(i, k1)
+        r = recip(i, n1)
         exp = list(r)
         for c in r:
             h = recip(c, half)
@@ -58,10 +62,10 @@ def _feats(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("k1,k2", [(20, 6), (5, 3), (4, 1), (7, 8)])
+@pytest.mark.parametrize("k1,k2", [(20, 6), (5, 3), (4, 1), (7, 7)])
 def test_jaccard_matches_dense_reference(k1: int, k2: int) -> None:
     x = _feats(40, seed=k1)
-    ref, _ = dense_reference(x, k1, k2, normalise=False)
+    ref, _ = dense_reference(x, k1, k2, normalise=False, self_in_k1=True)
     ref = np.maximum(ref, 0.0)
     got = jaccard_distance(x, k1=k1, k2=k2, device="cpu")
     assert isinstance(got, sp.csr_matrix) and got.shape == (40, 40)
@@ -107,17 +111,29 @@ def test_small_sets_and_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     x = _feats(30, seed=9)
     monkeypatch.setattr(rr, "BLOCK_ELEMENTS", 64)  # many tiny blocks
     monkeypatch.setattr(rr, "TRIPLE_BLOCK", 50)
-    got = jaccard_distance(x, k1=40, k2=6, dense=True, device="cpu")  # k1 + 1 > n
-    ref, _ = dense_reference(x, 40, 6, normalise=False)
+    got = jaccard_distance(x, k1=40, k2=6, dense=True, device="cpu")  # k1 > n
+    ref, _ = dense_reference(x, 40, 6, normalise=False, self_in_k1=True)
     np.testing.assert_allclose(got, np.maximum(ref, 0), rtol=0, atol=1e-6)
     sparse = jaccard_distance(x, k1=5, k2=2, device="cpu")
-    ref5, _ = dense_reference(x, 5, 2, normalise=False)
+    ref5, _ = dense_reference(x, 5, 2, normalise=False, self_in_k1=True)
     np.testing.assert_allclose(
         sparse.toarray()[sparse.toarray() > 0],
         np.maximum(ref5, 0)[sparse.toarray() > 0],
         rtol=0,
         atol=1e-9,
     )
+
+
+def test_k1_conventions_differ_by_one() -> None:
+    """Clustering's k1 is SpCL's (the point among its k1 neighbours), re-ranking's is
+    Zhong et al.'s (the point plus k1 others): jaccard_distance(k1) is the SpCL reference
+    at k1 and the re-ranking reference at k1 - 1, and not the re-ranking one at k1."""
+    x = _feats(60, seed=4)
+    got = jaccard_distance(x, k1=12, k2=4, dense=True, device="cpu")
+    spcl, _ = dense_reference(x, 12, 4, normalise=False, self_in_k1=True)
+    zhong, _ = dense_reference(x, 12, 4, normalise=False)
+    np.testing.assert_allclose(got, np.maximum(spcl, 0), rtol=0, atol=1e-6)
+    assert np.abs(got - np.maximum(zhong, 0)).max() > 1e-2  # the old, off-by-one reading
 
 
 def test_bad_inputs() -> None:

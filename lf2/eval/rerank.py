@@ -4,16 +4,21 @@ One implementation serves both uses:
 
 * :func:`rerank` re-ranks a query x gallery retrieval (test time, ``--rerank``);
 * :func:`jaccard_distance` gives the pairwise Jaccard distance of one feature set, what
-  DBSCAN pseudo-labelling clusters (SpCL / MMT style).
+  DBSCAN pseudo-labelling clusters (SpCL / OpenUnReID style).
 
 The steps, for the ``N`` points of the (query + gallery) set:
 
-1. ``R(i)``: the ``k1 + 1`` nearest neighbours of ``i`` (``i`` itself included), by squared
+1. ``R(i)``: the ``n1`` nearest neighbours of ``i`` (``i`` itself included), by squared
    Euclidean distance; found by chunked matrix products, never a full ``N x N`` matrix.
+   **The two uses count k1 differently, each as its source does**: :func:`rerank` takes
+   ``n1 = k1 + 1`` (Zhong et al.'s code: ``initial_rank[i, :k1 + 1]``, the point plus k1
+   others); :func:`jaccard_distance` takes ``n1 = k1`` (SpCL's and OpenUnReID's
+   ``compute_jaccard_distance`` search k1 neighbours, the point itself among them), so
+   ``finetune.clustering.k1 = 20`` means what k1 = 20 means in those papers.
 2. k-reciprocal set: ``j`` in ``R(i)`` with ``i`` in ``R(j)``. Expansion: for each member
-   ``c``, its ``round(k1/2)``-reciprocal set ``H(c)`` joins when more than 2/3 of ``H(c)``
-   lies in ``i``'s set. The expanded set gets weights ``exp(-d(i, j))`` normalised to sum
-   to 1: row ``i`` of the sparse matrix ``V``.
+   ``c``, its half set ``H(c)`` (``round(k1/2) + 1`` nearest, itself included, reciprocal;
+   the same in both codes) joins when more than 2/3 of ``H(c)`` lies in ``i``'s set. The
+   expanded set gets weights ``exp(-d(i, j))`` normalised to sum to 1: row ``i`` of ``V``.
 3. Local query expansion: row ``i`` of ``V`` becomes the mean of the rows of its ``k2``
    nearest neighbours (``i`` included).
 4. Jaccard distance ``1 - s / (2 - s)`` with ``s = sum_k min(V_ik, V_jk)`` (every row of
@@ -21,17 +26,17 @@ The steps, for the ``N`` points of the (query + gallery) set:
 
 The weighting distance ``d``: :func:`rerank` follows the original code, squared Euclidean
 divided by each row's maximum over all ``N`` points, and mixes the result back as
-``(1 - lambda) * jaccard + lambda * d``. :func:`jaccard_distance` follows the UDA codes
-(SpCL, MMT): the raw squared Euclidean distance, ``2 - 2 cos`` for L2-normalised
-features. The neighbour search and distances run in torch (on the GPU when there is
-one); the sparse set algebra runs in NumPy / SciPy with no Python loop over points.
+``(1 - lambda) * jaccard + lambda * d``. :func:`jaccard_distance` follows SpCL and
+OpenUnReID: the raw squared Euclidean distance, ``2 - 2 cos`` for L2-normalised features.
+(MMT's ``compute_jaccard_dist`` is the original re-ranking instead: it divides the
+distances by their maximum and searches ``k1 + 1`` neighbours.) The neighbour search and
+distances run in torch (on the GPU when there is one); the sparse set algebra runs in
+NumPy / SciPy with no Python loop over points.
 
 Known differences from the public codes (all deliberate): the point itself is always its
 own first neighbour (an exact duplicate cannot displace it); ``V`` is kept in float64
-(the original stores float16); the SpCL/MMT Jaccard code searches ``k1`` neighbours
-including the point itself where the original (and this module) uses ``k1 + 1``.
-Neighbour ties (equal distances) are ordered by ``torch.topk``, as unspecified as the
-original's ``argsort``.
+(the original stores float16). Neighbour ties (equal distances) are ordered by
+``torch.topk``, as unspecified as the original's ``argsort``.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def rerank(
         raise ValueError(f"lambda_value must lie in [0, 1], got {lambda_value}")
     feats = torch.cat([q, g]).to(_device(device))
     nq, n = q.shape[0], feats.shape[0]
-    v = _kreciprocal_weights(feats, k1, k2, normalise=True)
+    v = _kreciprocal_weights(feats, k1 + 1, k1, k2, normalise=True)
     out = np.empty((nq, n - nq), dtype=np.float32)
     for start, stop, s_block in _overlap_blocks(v.v, v.v.tocsc(), nq):
         jac = 1.0 - s_block / (2.0 - s_block)
@@ -95,6 +100,9 @@ def jaccard_distance(
 ) -> sp.csr_matrix | np.ndarray:
     """Pairwise k-reciprocal Jaccard distance of one feature set (for DBSCAN).
 
+    ``k1`` counts as in SpCL / OpenUnReID: the k1 nearest points, the point itself among
+    them (re-ranking's :func:`rerank` takes the point plus k1 others).
+
     Returns a ``scipy.sparse.csr_matrix`` (float64, ``N x N``, symmetric up to rounding)
     that stores the distance of every pair sharing at least one neighbour, diagonal
     included (explicit zeros are kept); **pairs not stored are at distance 1.0**, the
@@ -108,7 +116,7 @@ def jaccard_distance(
     if x.shape[0] == 0:
         raise ValueError("feat is empty; expected at least one feature vector")
     n = x.shape[0]
-    v = _kreciprocal_weights(x.to(_device(device)), k1, k2, normalise=False)
+    v = _kreciprocal_weights(x.to(_device(device)), k1, k1, k2, normalise=False)
     vc = v.v.tocsc()
     if dense:
         out = np.ones((n, n), dtype=np.float32)
@@ -130,10 +138,13 @@ class _Weights:
     row_max: np.ndarray  # per-row max squared distance over all N (rerank's normaliser)
 
 
-def _kreciprocal_weights(feats: torch.Tensor, k1: int, k2: int, *, normalise: bool) -> _Weights:
+def _kreciprocal_weights(
+    feats: torch.Tensor, n1: int, k1: int, k2: int, *, normalise: bool
+) -> _Weights:
+    """``n1``: size of ``R(i)``, the point itself included (k1 + 1 or k1, module docstring)."""
     n = feats.shape[0]
-    _check_k(k1, k2)
-    kk = min(k1 + 1, n)
+    _check_k(k1, k2, n1)
+    kk = min(n1, n)
     ranks, row_max = _knn(feats, kk)  # (N, kk) nearest first, self usually first
     half = min(int(np.around(k1 / 2)) + 1, kk)
     recip = _reciprocal(ranks, kk)  # (N, kk) bool: ranks[i, c] is k1-reciprocal to i
@@ -292,11 +303,11 @@ def _as_features(x: Any, name: str) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def _check_k(k1: int, k2: int) -> None:
+def _check_k(k1: int, k2: int, n1: int) -> None:
     if not isinstance(k1, int | np.integer) or k1 < 1:
         raise ValueError(f"k1 must be a positive integer, got {k1!r}")
-    if not isinstance(k2, int | np.integer) or not 1 <= k2 <= k1 + 1:
-        raise ValueError(f"k2 must be an integer in [1, k1 + 1] = [1, {k1 + 1}], got {k2!r}")
+    if not isinstance(k2, int | np.integer) or not 1 <= k2 <= n1:
+        raise ValueError(f"k2 must be an integer in [1, {n1}] (k1 = {k1}), got {k2!r}")
 
 
 def _device(device: str | torch.device | None) -> torch.device:

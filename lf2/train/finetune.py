@@ -163,9 +163,13 @@ class FinetuneTrainer:
         ``global_features`` are in the classifier's input space (BN'd, L2-normalised), as in
         MMT and the released code, so the centroid weights match what the classifier sees.
         """
-        from lf2.cluster import class_centroids
+        from lf2.cluster import class_centroids, match_to_previous
 
-        self.label_sets = [np.asarray(y, dtype=np.int64) for y in labels]
+        labels = [np.asarray(y, dtype=np.int64) for y in labels]
+        if not self.ft["reinit_classifier"] and self.label_sets and labels[0].max() == self.label_sets[0].max():
+            # kept classifier rows must score the same clusters: give new clusters the old ids
+            labels[0] = match_to_previous(global_features, labels[0], self.label_sets[0])
+        self.label_sets = labels
         self._label_tensors = [torch.from_numpy(y).to(self.device) for y in self.label_sets]
         num_classes = int(self.label_sets[0].max()) + 1
         weight = None
