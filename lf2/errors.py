@@ -24,3 +24,15 @@ class CheckpointError(LF2Error):
 
 class TrainingError(LF2Error):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class OutputError(LF2Error):
+    """An output cannot be written (permission, read-only file system, no space)."""
+
+
+class CheckpointDamaged(CheckpointError):
+    """A checkpoint's bytes fail the archive's own checks (bit rot, truncation)."""
+
+
+class CheckpointRefused(CheckpointError):
+    """A file holds objects an lf2 checkpoint never contains: it is not loaded."""

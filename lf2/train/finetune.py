@@ -25,6 +25,7 @@ from lf2.train import runtime
 from lf2.train.checkpoint import (
     build_model,
     check_architecture,
+    discard_state,
     load_checkpoint,
     resumable_state,
     save_checkpoint,
@@ -339,6 +340,7 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         "meta": {"variant": variant, "clusters": clusters, "init": str(init), "target": manifest.name,
                  "fusion": trainer.fusion_meta(), "selection": "last epoch"},
     })
+    discard_state(files.state)  # finished: a forced rerun trains again
     return Path(out)
 
 

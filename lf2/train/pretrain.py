@@ -18,7 +18,7 @@ import torch
 
 from lf2 import losses
 from lf2.train import runtime
-from lf2.train.checkpoint import build_model, resumable_state, save_checkpoint
+from lf2.train.checkpoint import build_model, discard_state, resumable_state, save_checkpoint
 from lf2.train.common import (
     LossMonitor,
     RandomImages,
@@ -164,6 +164,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                           "params": params, "epoch": pt["epochs"],
                           "meta": {"source": src.name, "num_classes": int(labels.max()) + 1,
                                    "selection": "last epoch"}})
+    discard_state(files.state)  # finished: a forced rerun trains again
     return Path(out)
 
 
