@@ -279,6 +279,8 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
                 f"{at}: source and target are both {d['source']!r}; expected two domains"
             )
 
+    problems += _validation_problems(params)
+
     for stage in ("pretrain",):
         ms = params[stage]["milestones"]
         if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
@@ -324,6 +326,32 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
         problems.append(
             f"finetune.clustering.k2: {cl['k2']} must not exceed finetune.clustering.k1 = {cl['k1']}"
         )
+    return problems
+
+
+def _validation_problems(params: dict[str, Any]) -> list[str]:
+    """``directions[].validation``: another rendering of the target's domain, never the target."""
+    problems: list[str] = []
+    datasets = params["datasets"]
+    for i, d in enumerate(params["directions"]):
+        name = d.get("validation")
+        if name is None:
+            continue
+        at = f"directions[{i}].validation"
+        val, tgt = datasets.get(name), datasets.get(d["target"])
+        if val is None:
+            problems.append(f"{at}: dataset {name!r} is not defined; defined datasets: {', '.join(datasets)}")
+        elif name == d["target"]:
+            problems.append(f"{at}: {name!r} is the target itself; expected a dataset with other "
+                            "identities (the test split must never tune)")
+        elif tgt is not None and tgt["kind"] == "synthetic":
+            if val["kind"] != "synthetic" or val.get("domain") != tgt.get("domain"):
+                problems.append(f"{at}: {name!r} must be synthetic domain {tgt.get('domain')!r} like "
+                                f"the target {d['target']!r}, got kind {val['kind']!r} domain "
+                                f"{val.get('domain')!r}")
+            elif val.get("seed") == tgt.get("seed"):
+                problems.append(f"{at}: {name!r} has seed {val.get('seed')}, the identity seed of the "
+                                f"target {d['target']!r}; expected another seed (other identities)")
     return problems
 
 

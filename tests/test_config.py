@@ -252,6 +252,7 @@ def test_overrides_parse_values_as_yaml():
             "model.pretrained=/weights/r18.pth",
             "directions.0.target=synth_a",
             "directions.0.source=synth_b",
+            "directions.0.validation=synth_a_val",
         ],
     )
     assert p["finetune"]["epochs"] == 3 and isinstance(p["finetune"]["epochs"], int)
