@@ -29,16 +29,19 @@ INPUT_KEYS = ("source", "target", "init")
 
 
 def input_digest(path: str | os.PathLike[str] | None) -> str | None:
-    """sha256 of an input: a checkpoint file, or a prepared dataset (its ``manifest.csv``,
-    given as the folder or the file). How the path is spelled does not matter."""
+    """sha256 of an input: a checkpoint file, or a prepared dataset (its ``manifest.csv`` and
+    ``meta.json``, given as the folder or the csv). How the path is spelled does not matter."""
     if path is None:
         return None
     p = Path(path)
-    if p.is_dir():
-        p = p / "manifest.csv"
-    if not p.is_file():
-        return f"missing {p.name}"
-    return sha256_file(p)
+    files = [p]
+    if p.is_dir() or p.suffix == ".csv":
+        csv = p / "manifest.csv" if p.is_dir() else p
+        files = [csv, csv.parent / "meta.json"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update((sha256_file(f) if f.is_file() else f"missing {f.name}").encode())
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)

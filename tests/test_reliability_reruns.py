@@ -1,0 +1,155 @@
+"""A run retrains exactly when what it depends on changed: params, input contents, code."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_params
+
+from lf2.train.checkpoint import save_checkpoint
+from lf2.train.records import code_version, run_fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(init: Path | str, target: Path | str) -> dict:
+    return {"stage": "finetune", "variant": "lf2", "clusters": 6, "init": str(init), "target": str(target)}
+
+
+def test_fingerprint_follows_contents_not_path_spelling(tmp_path, monkeypatch, blob_pair):
+    params = tiny_params(tmp_path)
+    init = tmp_path / "pre" / "model.pt"
+    save_checkpoint(init, {"student": {"w": torch.zeros(3)}})
+    target = tmp_path / "tgt"
+    shutil.copytree(blob_pair[1], target)
+    monkeypatch.chdir(tmp_path)
+    fp = run_fingerprint(params, _run(init, target))
+    assert run_fingerprint(params, _run("pre/model.pt", "tgt")) == fp  # relative spelling, same files
+    assert run_fingerprint(params, _run(init, target / "manifest.csv")) == fp
+    save_checkpoint(init, {"student": {"w": torch.ones(3)}})  # a new init at the same path
+    fp_new_init = run_fingerprint(params, _run(init, target))
+    assert fp_new_init != fp
+    csv = target / "manifest.csv"
+    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:-1]))  # one image fewer
+    assert run_fingerprint(params, _run(init, target)) not in (fp, fp_new_init)
+
+
+def test_code_version_changes_with_any_package_edit(tmp_path):
+    copy = tmp_path / "lf2"
+    shutil.copytree(ROOT / "lf2", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_version(str(copy)) == code_version()  # content, not location or git
+    edited = tmp_path / "edited" / "lf2"
+    shutil.copytree(copy, edited)
+    with open(edited / "losses.py", "a", encoding="utf-8") as fh:
+        fh.write("# an edit\n")
+    assert code_version(str(edited)) != code_version(str(copy))
+
+
+def _pretrain(params: dict, source, target, out: Path):
+    from lf2.train.pretrain import run_pretrain
+
+    return run_pretrain(params, source=Path(source), target=Path(target), out=out)
+
+
+def _interrupted_pretrain(params, source, target, out, monkeypatch):
+    """Pre-training killed inside epoch 2 (2 iterations per epoch): state.pt holds epoch 1."""
+    from lf2.train import pretrain as pt_module
+
+    original = pt_module.PretrainTrainer.train_step
+    calls = {"n": 0}
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pt_module.PretrainTrainer, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        _pretrain(params, source, target, out)
+    monkeypatch.setattr(pt_module.PretrainTrainer, "train_step", original)
+    assert (out.parent / "state.pt").is_file() and not out.exists()
+
+
+@pytest.mark.slow
+def test_resume_only_with_the_same_inputs(tmp_path, monkeypatch, blob_pair, caplog):
+    params = tiny_params(tmp_path, pretrain={"batch_k": 2})
+    src = tmp_path / "src"
+    shutil.copytree(blob_pair[0], src)
+    out = tmp_path / "runs" / "pretrain" / "model.pt"
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="lf2")
+
+    _interrupted_pretrain(params, src, blob_pair[1], out, monkeypatch)
+    caplog.clear()
+    _pretrain(params, "src", blob_pair[1], out)  # same files, relative spelling: resumes
+    assert "resuming pre-training from epoch 2" in caplog.text
+    assert not (out.parent / "state.pt").exists()  # finished: nothing left to resume
+
+    caplog.clear()
+    _pretrain(params, src, blob_pair[1], out)  # a forced rerun of a finished run trains
+    assert "resuming" not in caplog.text and "epoch 1/2" in caplog.text
+
+    out.unlink()  # as Snakemake and DVC do before they rerun a job
+    _interrupted_pretrain(params, src, blob_pair[1], out, monkeypatch)
+    csv = src / "manifest.csv"
+    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:-1]))  # the data changed
+    caplog.clear()
+    _pretrain(params, src, blob_pair[1], out)
+    assert "resuming" not in caplog.text and "starting from scratch" in caplog.text
+    assert "epoch 1/2" in caplog.text
+
+
+# ------------------------------------------------------------------ through the workflow managers
+
+
+def _workcopy(tmp_path: Path, with_dvc: bool = False) -> Path:
+    from test_workflow import workcopy
+
+    return workcopy(tmp_path, with_dvc=with_dvc)
+
+
+@pytest.mark.slow
+def test_snakemake_forced_pretrain_retrains(tmp_path):
+    from test_workflow import snakemake
+
+    work = _workcopy(tmp_path)
+    target = "runs/A-to-B/pretrain/model.pt"
+    res = snakemake(work, target, "-c1", "--configfile", "params/smoke.yaml")
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = work / "logs" / "pretrain--A-to-B.log"
+    assert "epoch 2/2" in log.read_text()
+    res = snakemake(work, target, "-c1", "-R", "pretrain", "--configfile", "params/smoke.yaml")
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = log.read_text()
+    assert "epoch 1/2" in text and "epoch 2/2" in text and "resuming" not in text
+
+
+@pytest.mark.slow
+def test_dvc_repro_after_a_code_edit_retrains(tmp_path):
+    from test_workflow import DVC, env_with
+
+    work = _workcopy(tmp_path, with_dvc=True)
+    env = env_with()
+    env["PYTHONPATH"] = str(work)  # the workspace's own lf2 runs, as in a checkout
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(list(cmd), cwd=work, env=env, capture_output=True, text=True, timeout=600)
+
+    gen = run(str(Path(DVC).parent / "lf2"), "dvc", "--params", "params/smoke.yaml", "--out", "dvc.yaml")
+    assert gen.returncode == 0, gen.stderr
+    first = run(str(DVC), "repro", "pretrain--A-to-B")
+    assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+    assert "epoch 2/2" in first.stdout + first.stderr
+    with open(work / "lf2" / "losses.py", "a", encoding="utf-8") as fh:
+        fh.write("# a code edit\n")
+    second = run(str(DVC), "repro", "pretrain--A-to-B")
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-3000:]
+    assert "Running stage 'pretrain--A-to-B'" in out  # DVC watches the package: the stage reruns
+    assert "epoch 1/2" in out and "resuming" not in out
