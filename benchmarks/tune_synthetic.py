@@ -2,8 +2,8 @@
 
 Every direction of the params is fine-tuned on its validation target instead of its
 target: the target's synthetic domain rendered with other identities (the dataset named by
-``directions[].validation``, else ``<target>_val``; sizes follow the target's entry, only
-the identity ``seed`` differs). Rows are measured on the validation target's own
+``directions[].validation``; its sizes follow the target's entry after the candidate's
+overrides, only the identity ``seed`` is the validation dataset's). Rows are measured on the validation target's own
 query/gallery split. The target's test split is never read here.
 
 A candidate is a name and a list of params overrides (``KEY.PATH=VALUE``, as ``--set``);
@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -65,18 +63,11 @@ CANDIDATES: dict[str, list[str]] = {
     "c32_fp32": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "precision=fp32"],
 }
 
-# 95% two-sided Student t quantiles, df 1..30
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042]
-
-
-def t95(df: int) -> float:
-    return _T95[df - 1] if df <= len(_T95) else 1.96
-
-
 def validation_name(params: dict, direction: dict) -> str:
-    return direction.get("validation") or f"{direction['target']}_val"
+    if not direction.get("validation"):
+        raise SystemExit(f"params: direction {direction['name']} names no validation target "
+                         "(directions[].validation)")
+    return direction["validation"]
 
 
 def validation_spec(params: dict, direction: dict) -> dict:
@@ -172,13 +163,12 @@ def run_candidate(ws: Workspace, base: dict, name: str, seed: int, rows: list[st
 
 
 def _stats(values: list[float]) -> str:
-    n = len(values)
-    mean = statistics.fmean(values)
-    if n < 2:
-        return f"{mean:.1f} (n = 1, no interval)"
-    sd = statistics.stdev(values)
-    h = t95(n - 1) * sd / math.sqrt(n)
-    return f"{mean:.1f} ± {sd:.1f} [{mean - h:.1f}, {mean + h:.1f}]"
+    from lf2.report.stats import NO_INTERVAL, summarize
+
+    st = summarize(values)
+    if st.n < 2:
+        return f"{st.mean:.1f} ({NO_INTERVAL})"
+    return f"{st.mean:.1f} ± {st.std:.1f} [{st.ci_low:.1f}, {st.ci_high:.1f}]"
 
 
 def summary(log: Path) -> str:

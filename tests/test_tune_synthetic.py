@@ -1,0 +1,57 @@
+"""benchmarks/tune_synthetic.py: validation targets and the candidate table (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from lf2.config import apply_overrides, load_params, validate_params
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def tune():
+    spec = importlib.util.spec_from_file_location("tune_synthetic", ROOT / "benchmarks" / "tune_synthetic.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_validation_target_follows_the_candidate_sizes_with_its_own_seed(tune) -> None:
+    params = validate_params(apply_overrides(load_params(ROOT / "params" / "default.yaml"),
+                                             tune.CANDIDATES["c32"]))
+    for d in params["directions"]:
+        spec = tune.validation_spec(params, d)
+        target = params["datasets"][d["target"]]
+        assert spec["seed"] == params["datasets"][d["validation"]]["seed"] != target["seed"]
+        assert {k: v for k, v in spec.items() if k != "seed"} == {k: v for k, v in target.items() if k != "seed"}
+        assert spec["height"] == 32 and spec["test_ids"] == 150
+
+
+def test_every_candidate_is_valid_params(tune) -> None:
+    base = load_params(ROOT / "params" / "default.yaml")
+    for name, overrides in tune.CANDIDATES.items():
+        validate_params(apply_overrides(base, overrides), f"candidate {name}")
+
+
+def test_summary_gives_intervals_only_with_two_seeds_or_more(tune, tmp_path) -> None:
+    log = tmp_path / "tune.jsonl"
+    rows = {"direct": 40.0, "baseline": 45.0, "lf2": 46.0, "supervised": 60.0}
+    lines = [{"candidate": "c", "direction": "A-to-B", "row": r, "seed": s, "mAP": v + s}
+             for s in (0, 1, 2) for r, v in rows.items()]
+    lines += [{"candidate": "one", "direction": "A-to-B", "row": r, "seed": 0, "mAP": v} for r, v in rows.items()]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    table = tune.summary(log).splitlines()
+    c, one = next(x for x in table if x.startswith("| c |")), next(x for x in table if x.startswith("| one |"))
+    assert "| 0,1,2 | 41.0 ± 1.0 [38.5, 43.5] | 46.0 ± 1.0" in c
+    assert "| 5.0 ± 0.0 [5.0, 5.0] |" in c          # Baseline − Direct is 5 for every seed
+    assert "| 25.0 ± 0.0 [25.0, 25.0] |" in c       # 5 of the 20 points of the gap
+    assert "n = 1, no interval" in one and "±" not in one
+
+
+def test_unknown_candidate_is_refused(tune, capsys) -> None:
+    with pytest.raises(SystemExit):
+        tune.main(["--candidates", "nope", "--work", "/nonexistent"])
+    assert "unknown candidate" in capsys.readouterr().err
