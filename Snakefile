@@ -9,6 +9,7 @@
 
 import os
 import re
+import shlex
 import sys
 
 import yaml
@@ -76,7 +77,7 @@ PATTERNS = dag.output_patterns(PARAMS)
 GPU_SLOT = ""
 if PARAMS["workflow"]["gpu_slot"]:
     _script = os.path.join(workflow.basedir, "workflow", "scripts", "gpu_slot.py")
-    GPU_SLOT = f"{sys.executable} {_script} --gpus {PARAMS['workflow']['gpus']} -- "
+    GPU_SLOT = f"{shlex.quote(sys.executable)} {shlex.quote(_script)} --gpus {PARAMS['workflow']['gpus']} -- "
 
 
 def job(rule, wildcards):

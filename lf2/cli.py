@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     except LF2Error as exc:
         print(f"lf2 {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a folder or disk that refuses us, met outside lf2.io's writers
+        from lf2.io import os_error_message
+
+        message = os_error_message(exc, verb="create or write")
+        if message is None:
+            raise
+        print(f"lf2 {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"lf2 {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -170,6 +170,15 @@ def expand_env(obj: Any, _path: str = "") -> Any:
     return obj
 
 
+def unset_env_defaults(value: Any) -> list[tuple[str, str]]:
+    """``(VAR, default)`` for each ``${VAR:-default}`` in ``value`` whose VAR is unset or empty,
+    i.e. where :func:`expand_env` silently used the default (named when that path is missing)."""
+    if not isinstance(value, str):
+        return []
+    return [(m.group(1), m.group(2)) for m in _ENV_RE.finditer(value)
+            if m.group(2) is not None and not os.environ.get(m.group(1))]
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -311,6 +320,14 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
                     f"rows: M_t = {too_many} exceed the ~{n_train} training images "
                     f"(train_ids x images_per_id) of synthetic target {d['target']!r}"
                 )
+
+    batch_p = params["finetune"]["batch_p"]
+    if params["finetune"]["clustering"]["method"] == "kmeans" and batch_p > min(clusters):
+        problems.append(
+            f"finetune.batch_p: {batch_p} identities per batch, but k-means makes at most M_t = "
+            f"{min(clusters)} pseudo identities (rows.clusters / rows.ablation_clusters); expected "
+            f"finetune.batch_p <= {min(clusters)}"
+        )
 
     for name, ds in datasets.items():
         if "cuhk03_type" in ds and ds["kind"] != "cuhk03":

@@ -75,6 +75,20 @@ def _free_space(folder: Path) -> str:
         return "free space unknown"
 
 
+def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None,
+                     verb: str = "write") -> str | None:
+    """A message naming the path and saying "permission" or "space" for such an OSError, else
+    None (other errors are not ours to explain)."""
+    target = Path(path) if path is not None else Path(exc.filename or "?")
+    if exc.errno in _PERMISSION:
+        return (f"cannot {verb} {target}: permission denied ({exc.strerror}); the folder "
+                f"{target.parent} is read-only or not yours: make it writable or choose another path")
+    if exc.errno in _SPACE:
+        return (f"cannot {verb} {target}: no space left ({exc.strerror}; {_free_space(target.parent)} "
+                f"at {target.parent}); free some space or choose another path, then rerun")
+    return None
+
+
 @contextlib.contextmanager
 def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn a refused write into an :class:`OutputError` that names ``path`` and says why.
@@ -89,18 +103,10 @@ def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     except OutputError:
         raise
     except OSError as exc:
-        if exc.errno in _PERMISSION:
-            raise OutputError(
-                f"cannot write {target}: permission denied ({exc.strerror}); the folder "
-                f"{target.parent} is read-only or not yours: make it writable or choose another "
-                "output path"
-            ) from exc
-        if exc.errno in _SPACE:
-            raise OutputError(
-                f"cannot write {target}: no space left ({exc.strerror}; {_free_space(target.parent)} "
-                f"at {target.parent}); free some space or choose another output path, then rerun"
-            ) from exc
-        raise
+        message = os_error_message(exc, target)
+        if message is None:
+            raise
+        raise OutputError(message) from exc
     except RuntimeError as exc:
         if not _is_torch_write_failure(exc):
             raise

@@ -91,10 +91,17 @@ def run(args: argparse.Namespace) -> int:
 
     from lf2.data.manifest import load_manifest
     from lf2.data.prepare import prepare_dataset
+    from lf2.errors import DatasetError
 
     kind, options = resolve_options(args)
     root = options.pop("root", None)
-    manifest_path = prepare_dataset(kind, Path(args.out), root=Path(root) if root else None, **options)
+    try:
+        manifest_path = prepare_dataset(kind, Path(args.out), root=Path(root) if root else None, **options)
+    except DatasetError as exc:
+        hint = _env_hint(args)
+        if hint is None:
+            raise
+        raise DatasetError(f"{exc}\n{hint}") from exc
     manifest = load_manifest(manifest_path)
     counts = manifest.meta.get("counts", {})
     print(f"{manifest.name}: {manifest_path}")
@@ -105,3 +112,22 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         print(f"  left out {len(skipped)} corrupt image(s) (--skip-corrupt); listed in meta.json")
     return 0
+
+
+def _env_hint(args: argparse.Namespace) -> str | None:
+    """Why a params dataset root may be wrong: an unset ``${VAR:-default}`` in it."""
+    if args.root or not (args.params and args.dataset):
+        return None
+    import yaml
+
+    from lf2.config import unset_env_defaults
+
+    with open(args.params, encoding="utf-8") as fh:
+        raw = ((yaml.safe_load(fh) or {}).get("datasets") or {}).get(args.dataset) or {}
+    unset = unset_env_defaults(raw.get("root"))
+    if not unset:
+        return None
+    var, default = unset[0]
+    return (f"{args.params}: datasets.{args.dataset}.root is {raw['root']!r} and the environment "
+            f"variable {var} is not set, so its default {default!r} was used; set {var} to the "
+            f"folder holding the datasets (export {var}=/path/to/datasets) and rerun")

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 #: Market-1501 / DukeMTMC-reID / CUHK03-NP file names: ``0002_c1s1_000451_03.jpg``
-MARKET_NAME = re.compile(r"([-\d]+)_c(\d)")
+#: PID (an integer, -1 for junk) then _c and the camera number: 0002_c1s1_000451_03.jpg
+MARKET_NAME = re.compile(r"(-?\d+)_c(\d+)")
 
 #: Folder of each split in the Market-style layout.
 MARKET_SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -111,7 +112,8 @@ def parse_market_style(
             if m is None:
                 raise DatasetError(
                     f"{folder / fname}: cannot parse identity and camera from the file name; "
-                    "expected names like 0002_c1s1_000451_03.jpg (pattern PID_cCAM...)"
+                    "expected names like 0002_c1s1_000451_03.jpg or -1_c3s1_000123_01.jpg "
+                    f"(pattern {MARKET_NAME.pattern!r}: PID, an integer or -1 for junk, then _cCAM)"
                 )
             pid, cam = int(m.group(1)), int(m.group(2))
             if pid == -1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ class LossMonitor:
     still stops a diverged run promptly and names the first bad iteration.
     """
 
-    def __init__(self, epoch: int, iters: int, device: torch.device, every: int = 25) -> None:
-        self.epoch, self.every = epoch, every
+    def __init__(self, epoch: int, iters: int, device: torch.device, every: int = 25,
+                 limit: float | None = None) -> None:
+        self.epoch, self.every, self.limit = epoch, every, limit
         self.totals = torch.zeros(iters, device=device)
         self.terms: dict[str, Tensor] = {}
         self.counts: dict[str, int] = {}
@@ -68,11 +70,16 @@ class LossMonitor:
 
     def check(self, upto: int) -> None:
         window = self.totals[self.next_check:upto]
-        bad = (~torch.isfinite(window)).nonzero()
+        bad_mask = ~torch.isfinite(window)
+        if self.limit is not None:
+            bad_mask |= window > self.limit
+        bad = bad_mask.nonzero()
         if bad.numel():
             it = self.next_check + int(bad[0, 0]) + 1
+            value = float(window[int(bad[0, 0])])
+            what = "non-finite loss" if not math.isfinite(value) else f"loss above {self.limit:.3g} (diverging)"
             raise TrainingError(
-                f"non-finite loss ({float(window[int(bad[0, 0])])}) at epoch {self.epoch}, "
+                f"{what} ({value:.4g}) at epoch {self.epoch}, "
                 f"iteration {it}; the last completed epoch's checkpoint is kept. Lower the learning "
                 "rate or check the data."
             )
@@ -84,6 +91,16 @@ class LossMonitor:
         for name, value in self.terms.items():
             out[name] = float(value / self.counts[name])
         return out
+
+
+def divergence_limit(num_classes: int, factor: float = 100.0) -> float:
+    """A loss no healthy supervised run reaches: ``factor`` x the cross-entropy of a uniform
+    guess over ``num_classes`` (ln C, the loss's scale at initialisation; at least 1).
+
+    A learning rate far too high (lr 1e6 gave losses of 4e13) crosses it within iterations,
+    while a healthy run stays below ln C plus a triplet term of order one.
+    """
+    return factor * max(1.0, math.log(max(num_classes, 2)))
 
 
 @dataclass(frozen=True)

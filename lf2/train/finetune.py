@@ -71,6 +71,9 @@ class FinetuneTrainer:
         if not 2 <= clusters <= n:
             raise ParamsError(f"clusters (M_t) = {clusters}; expected 2 <= M_t <= {n} "
                               "(the number of target training images)")
+        if self.ft["clustering"]["method"] == "kmeans" and self.ft["batch_p"] > clusters:
+            raise ParamsError(f"finetune.batch_p = {self.ft['batch_p']} identities per batch exceeds "
+                              f"M_t = {clusters} pseudo identities; expected finetune.batch_p <= M_t")
         torch.manual_seed(runtime.derive_seed(self.seed, "init"))
         self.student = build_model(model_config(params, num_classes=clusters))
         if init_state is not None:

@@ -22,6 +22,7 @@ from lf2.train.checkpoint import build_model, discard_state, resumable_state, sa
 from lf2.train.common import (
     LossMonitor,
     RandomImages,
+    divergence_limit,
     make_adam,
     measure_step,
     outputs_to_float,
@@ -99,7 +100,7 @@ class PretrainTrainer:
                             runtime.derive_seed(self.seed, "pretrain-sampler", epoch))
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "pretrain-augment", epoch), self.device)
         trng = np.random.default_rng(runtime.derive_seed(self.seed, "pretrain-target", epoch))
-        monitor = LossMonitor(epoch, iters, self.device)
+        monitor = LossMonitor(epoch, iters, self.device, limit=divergence_limit(int(self.labels.max()) + 1))
         source = [np.asarray(idx, dtype=np.int64) for idx in sampler]
         target: list = [None] * len(source)
         if self.target_images is not None:

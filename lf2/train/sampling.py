@@ -54,7 +54,22 @@ SAMPLINGS = {"shared": SharedSampling, "per_label": PerLabelSampling}
 def make_sampling(name: str, label_sets: list[np.ndarray], p: int, k: int, iters: int, seed: int) -> Sampling:
     if name not in SAMPLINGS:
         raise ParamsError(f"finetune.sampling: {name!r}; expected one of {', '.join(SAMPLINGS)}")
+    check_batch_p(label_sets, p)
     return SAMPLINGS[name](label_sets, p, k, iters, seed)
+
+
+def check_batch_p(label_sets: list[np.ndarray], p: int) -> None:
+    """Each label set must have at least ``finetune.batch_p`` pseudo identities (outliers,
+    label -1, do not count); said right after the clustering, naming the key."""
+    for j, labels in enumerate(label_sets):
+        n = len(np.unique(labels[labels >= 0]))
+        if n < p:
+            raise ParamsError(
+                f"finetune.batch_p: {p} identities per batch, but the clustering gave only {n} "
+                f"pseudo identities in label set {j} ({len(labels)} images); lower finetune.batch_p "
+                "or make more clusters (a larger M_t in rows.clusters; for DBSCAN a smaller "
+                "finetune.clustering.dbscan_eps or dbscan_min_samples)"
+            )
 
 
 def indices_on_device(arrays: Sequence[np.ndarray], device: torch.device | str) -> list[torch.Tensor]:
