@@ -113,6 +113,7 @@ rule all:
     default_target: True
 
 
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"

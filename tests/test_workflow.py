@@ -449,7 +449,7 @@ def test_profiles_parse(dry_work):
     assert slurm["executor"] == "slurm" and slurm["jobs"] == 50
     assert "slurm_partition" in slurm["default-resources"]
     for rule in ("pretrain", "finetune", "evaluate"):
-        assert slurm["set-resources"][rule]["gpu"] == 1
+        assert "gpu" not in slurm["set-resources"][rule]  # GPUs follow `device` (lf2.slurm)
 
 
 # --------------------------------------------------------------------------- gpu_slot.py

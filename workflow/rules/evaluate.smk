@@ -14,8 +14,8 @@ rule evaluate:
     params:
         args=job_args("evaluate"),
         cfg=job_keys("evaluate"),
-    threads: 2
+    threads: RES["evaluate"]["threads"]
     resources:
-        gpu=1,
+        **request("evaluate"),
     shell:
         "{GPU_SLOT}lf2 evaluate {params.args} > {log} 2>&1"

@@ -15,8 +15,8 @@ rule finetune:
         cfg=job_keys("finetune"),
     wildcard_constraints:
         row=_alternatives(dag.finetune_rows(PARAMS)),
-    threads: 4
+    threads: RES["finetune"]["threads"]
     resources:
-        gpu=1,
+        **request("finetune"),
     shell:
         "{GPU_SLOT}lf2 finetune {params.args} > {log} 2>&1"

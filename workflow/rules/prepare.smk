@@ -13,6 +13,8 @@ rule prepare:
     params:
         args=job_args("prepare"),
         cfg=job_keys("prepare"),
-    threads: 1
+    threads: RES["prepare"]["threads"]
+    resources:
+        **request("prepare"),
     shell:
         "lf2 prepare {params.args} > {log} 2>&1"

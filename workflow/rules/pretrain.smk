@@ -14,8 +14,8 @@ rule pretrain:
     params:
         args=job_args("pretrain"),
         cfg=job_keys("pretrain"),
-    threads: 4
+    threads: RES["pretrain"]["threads"]
     resources:
-        gpu=1,
+        **request("pretrain"),
     shell:
         "{GPU_SLOT}lf2 pretrain {params.args} > {log} 2>&1"

@@ -13,7 +13,9 @@ rule table:
     params:
         args=job_args("table"),
         cfg=job_keys("table"),
-    threads: 1
+    threads: RES["table"]["threads"]
+    resources:
+        **request("table"),
     shell:
         "lf2 table {params.args} > {log} 2>&1"
 
@@ -30,6 +32,8 @@ rule figures:
     params:
         args=job_args("figures"),
         cfg=job_keys("figures"),
-    threads: 2
+    threads: RES["figures"]["threads"]
+    resources:
+        **request("figures"),
     shell:
         "lf2 figures {params.args} > {log} 2>&1"

@@ -1,0 +1,33 @@
+# What every job asks a scheduler for: threads, mem_mb and runtime (minutes) from the
+# params' workflow.resources (defaults: lf2.slurm.DEFAULT_RESOURCES), GPUs from `device`
+# (cpu: none). With the SLURM executor, jobs that no partition of theirs can ever run
+# stop the workflow before the first sbatch. See docs/workflow.md, "Running on SLURM".
+
+from lf2 import slurm as lf2_slurm
+
+RES = lf2_slurm.job_requests(PARAMS)
+
+
+def gpus(wildcards):
+    """Evaluated per job, once Snakemake knows its executor (see lf2.slurm.gpu_request)."""
+    plugin = workflow.executor_plugin
+    return lf2_slurm.gpu_request(PARAMS["device"], plugin.name if plugin else None)
+
+
+
+def request(rule):
+    """resources: for a rule (keyword arguments)."""
+    res = {"mem_mb": RES[rule]["mem_mb"], "runtime": RES[rule]["runtime"]}
+    if rule in lf2_slurm.GPU_RULES:
+        res["gpu"] = gpus
+    return res
+
+
+onstart:
+    if workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm":
+        _problems = lf2_slurm.misfits(
+            lf2_slurm.dag_requests(workflow.dag.needrun_jobs(), workflow.dag.get_job_group),
+            lf2_slurm.read_partitions(),
+        )
+        if _problems:
+            raise WorkflowError(lf2_slurm.fit_report(_problems))
