@@ -9,7 +9,8 @@ uncached (small, meant for git).
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from base64 import urlsafe_b64encode
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -83,3 +84,22 @@ def _check_relative(params: dict[str, Any], params_file: str) -> None:
             f"--params {params_file}: DVC needs a params file inside the repository, given "
             "relative to its root (e.g. params/default.yaml)"
         )
+
+
+def done_stages(params: dict[str, Any], params_file: str, workdir: str) -> list[str]:
+    """Stages whose outputs (Snakemake's and DVC's) all exist and that Snakemake does not mark
+    incomplete: what ``dvc commit -f`` can record after an interrupted run. ``dvc commit -f``
+    without names stops at the first missing output, after rewriting some of the others."""
+    root = Path(workdir)
+    return [job.name for job in build_jobs(params, params_file)
+            if all((root / p).exists() and not _snakemake_incomplete(root, p)
+                   for p in (*job.outputs, *(o for o, _ in job.dvc_outs)))]
+
+
+def _snakemake_incomplete(root: Path, path: str) -> bool:
+    # Snakemake 8 marks a running job's outputs in .snakemake/incomplete/<urlsafe b64 of the path>
+    # (split into 254-character folders, the first ones prefixed with '@') until the job ends
+    b64 = urlsafe_b64encode(path.encode()).decode()
+    parts = [b64[i:i + 254] for i in range(0, len(b64), 254)]
+    parts = ["@" + s for s in parts[:-1]] + parts[-1:]
+    return root.joinpath(".snakemake", "incomplete", *parts).exists()

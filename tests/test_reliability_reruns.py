@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -153,3 +154,84 @@ def test_dvc_repro_after_a_code_edit_retrains(tmp_path):
     assert second.returncode == 0, out[-3000:]
     assert "Running stage 'pretrain--A-to-B'" in out  # DVC watches the package: the stage reruns
     assert "epoch 1/2" in out and "resuming" not in out
+
+
+SLOW_JOB = '''
+if os.environ.get("FAKE_SLOW") and os.environ["FAKE_SLOW"] in out:  # the job that gets killed
+    import time
+    open(os.environ["FAKE_SLOW_MARK"], "w").write(str(os.getpid()))
+    time.sleep(120)
+if cmd == "prepare":'''
+
+
+@pytest.mark.slow
+def test_interrupted_snakemake_run_then_dvc_agree(tmp_path):
+    """docs/workflow.md's recovery recipe on the smoke DAG (stand-in lf2): kill Snakemake
+    during a fine-tuning job, record what is done, finish, commit; then both tools agree."""
+    import os
+    import signal
+    import time
+
+    from test_workflow import DVC, VENV_BIN, env_with, fake_bin, snakemake
+
+    work = _workcopy(tmp_path, with_dvc=True)
+    bins = fake_bin(tmp_path)
+    fake = bins / "lf2"
+    fake.write_text(fake.read_text().replace('\nif cmd == "prepare":', SLOW_JOB, 1))
+    env = env_with(bins)
+    cfg = ("--configfile", "params/smoke.yaml")
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(list(cmd), cwd=work, env=env, capture_output=True, text=True, timeout=600)
+
+    lf2 = str(VENV_BIN / "lf2")  # the real one (the stand-in shadows it on PATH)
+    assert run(lf2, "dvc", "--params", "params/smoke.yaml", "--out", "dvc.yaml").returncode == 0
+    mark = tmp_path / "started"
+    killed_env = {**env, "FAKE_SLOW": "A-to-B/lf2_m6/", "FAKE_SLOW_MARK": str(mark)}
+    proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "-c1", *cfg], cwd=work, env=killed_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert mark.exists(), "the slow job never started"
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)  # the machine went down: no clean-up at all
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(mark.read_text()), signal.SIGKILL)
+
+    # record what is done (optional), then finish with Snakemake and commit the rest
+    done = run(lf2, "dvc", "--params", "params/smoke.yaml", "--done").stdout.split()
+    assert "prepare--synth_a" in done and "finetune--A-to-B--lf2_m6" not in done
+    assert run(str(DVC), "commit", "-f", *done).returncode == 0
+    assert run(str(VENV_BIN / "snakemake"), "--unlock", *cfg).returncode == 0
+    res = snakemake(work, "-c1", "--rerun-incomplete", *cfg, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    commit = run(str(DVC), "commit", "-f")
+    assert commit.returncode == 0, commit.stderr
+    res = snakemake(work, "-n", *cfg, env=env)
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
+    status = run(str(DVC), "status")
+    assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
+
+
+def test_done_stages_need_every_output_and_no_incomplete_mark(tmp_path):
+    from base64 import urlsafe_b64encode
+
+    from lf2.config import load_params
+    from lf2.dvcgen import done_stages
+
+    params = load_params(ROOT / "params" / "smoke.yaml")
+    assert done_stages(params, "params/smoke.yaml", str(tmp_path)) == []
+    for name in ("manifest.csv", "meta.json"):
+        (tmp_path / "data" / "synth_a").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "synth_a" / name).write_text("x")
+    assert done_stages(params, "params/smoke.yaml", str(tmp_path)) == ["prepare--synth_a"]
+    marks = tmp_path / ".snakemake" / "incomplete"
+    marks.mkdir(parents=True)
+    (marks / urlsafe_b64encode(b"data/synth_a/meta.json").decode()).write_text("{}")
+    assert done_stages(params, "params/smoke.yaml", str(tmp_path)) == []

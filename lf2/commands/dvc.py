@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write nothing; exit 1 when --out differs from what would be generated",
     )
+    parser.add_argument(
+        "--done",
+        action="store_true",
+        help="write nothing; print the stages whose outputs all exist and that Snakemake does "
+        "not mark incomplete (after an interrupted run: `dvc commit -f $(lf2 dvc --done)`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     params_file = relative_params_file(args.params, os.getcwd())
+    if args.done:
+        from lf2.dvcgen import done_stages
+
+        print("\n".join(done_stages(params, params_file, os.getcwd())))
+        return 0
     text = render_dvc_yaml(params, params_file)
     if args.check:
         current = open(args.out, encoding="utf-8").read() if os.path.exists(args.out) else None
