@@ -5,6 +5,7 @@ Label arrays are int64 with clusters numbered 0..m-1 consecutively; DBSCAN outli
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,14 @@ import numpy as np
 
 from lf2.errors import LF2Error
 
-CLUSTER_METHODS = ("kmeans", "dbscan")
+log = logging.getLogger(__name__)
+
+CLUSTER_METHODS = ("kmeans", "minibatch_kmeans", "dbscan")
+#: the released code's MiniBatchKMeans settings (target_train.py): batches of 300 images,
+#: initialisation on 1500 images for the global set and 900 for each part set
+MINIBATCH_SIZE = 300
+MINIBATCH_INIT_SIZES = (1500, 900)
+_warned_cpu = False
 
 
 @dataclass
@@ -90,6 +98,30 @@ def kmeans(
     return best
 
 
+def minibatch_kmeans(
+    features: np.ndarray, k: int, *, seed: int, niter: int, init_size: int = 900
+) -> np.ndarray:
+    """scikit-learn ``MiniBatchKMeans`` as the released code calls it (batch 300, ``max_iter``
+    = ``niter``, k-means++ init on ``init_size`` images, capped at N); labels 0..m-1.
+
+    ``n_init=3`` is the scikit-learn default of the released code's time (newer versions
+    default to 1 for k-means++); seeded by ``random_state``. CPU only.
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    x = _as_features(features)
+    n = x.shape[0]
+    if not isinstance(k, int | np.integer) or k < 2 or k > n:
+        raise LF2Error(f"k-means needs 2 <= k <= N; got k={k} clusters for N={n} features")
+    if niter < 1:
+        raise LF2Error(f"finetune.clustering.kmeans_iters must be >= 1, got {niter}")
+    km = MiniBatchKMeans(n_clusters=int(k), max_iter=int(niter), batch_size=MINIBATCH_SIZE,
+                         init_size=min(max(int(init_size), 3 * int(k)), n), n_init=3,
+                         random_state=int(seed) % (2**32))
+    labels = km.fit_predict(x)
+    return _remap(np.asarray(labels, dtype=np.int64))[0]
+
+
 def dbscan_jaccard(
     features: np.ndarray, *, eps: float, min_samples: int, k1: int = 20, k2: int = 6
 ) -> np.ndarray:
@@ -143,10 +175,18 @@ def pseudo_labels(
             f"finetune.clustering.method {method!r} is not supported; "
             f"allowed: {', '.join(CLUSTER_METHODS)}"
         )
+    global _warned_cpu
+    if method == "minibatch_kmeans" and str(device).startswith("cuda") and not _warned_cpu:
+        log.warning("finetune.clustering.method minibatch_kmeans (scikit-learn) runs on the CPU, "
+                    "not on %s", device)
+        _warned_cpu = True
     out = []
     for j, feats in enumerate(feature_sets):
         if method == "kmeans":
             out.append(kmeans(feats, k, seed=seed + j, niter=niter, device=device).labels)
+        elif method == "minibatch_kmeans":
+            init = MINIBATCH_INIT_SIZES[min(j, 1)]
+            out.append(minibatch_kmeans(feats, k, seed=seed + j, niter=niter, init_size=init))
         else:
             out.append(dbscan_jaccard(feats, eps=eps, min_samples=min_samples, k1=k1, k2=k2))
     return out

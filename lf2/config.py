@@ -315,7 +315,7 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
         if tgt and tgt["kind"] == "synthetic":
             n_train = tgt["train_ids"] * tgt["images_per_id"]
             too_many = sorted({m for m in clusters if m > n_train})
-            if too_many and params["finetune"]["clustering"]["method"] == "kmeans":
+            if too_many and params["finetune"]["clustering"]["method"] != "dbscan":
                 problems.append(
                     f"rows: M_t = {too_many} exceed the ~{n_train} training images "
                     f"(train_ids x images_per_id) of synthetic target {d['target']!r}"
@@ -338,6 +338,12 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
     ev = params["evaluate"]
     if ev["k2"] > ev["k1"]:
         problems.append(f"evaluate.k2: {ev['k2']} must not exceed evaluate.k1 = {ev['k1']}")
+    if params["finetune"]["ema_buffers"] and params["finetune"]["teacher_bn"] != "student":
+        problems.append(
+            f"finetune.ema_buffers: true averages the student's BN statistics into the teacher, "
+            f"which contradicts finetune.teacher_bn = {params['finetune']['teacher_bn']!r} (the "
+            f"teacher's own); expected ema_buffers: false or teacher_bn: student"
+        )
     cl = params["finetune"]["clustering"]
     if cl["k2"] > cl["k1"]:
         problems.append(

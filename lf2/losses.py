@@ -81,7 +81,7 @@ def triplet_loss(kind: str, feats: Tensor, labels: Tensor, margin: float = 0.3) 
     if kind == "softmax":
         return softmax_triplet(feats, labels)
     raise LF2Error(
-        f"finetune.global_triplet {kind!r} is not supported; allowed: {', '.join(TRIPLET_KINDS)}"
+        f"global_triplet {kind!r} is not supported; allowed: {', '.join(TRIPLET_KINDS)}"
     )
 
 

@@ -46,3 +46,218 @@ def test_reinit_classifier_takes_new_ids_as_they_come(tmp_path):
     # the rows are the centroids of the new ids: row perm[c] is the unit vector e_c
     w = tr.student.classifier.weight.detach().numpy()
     np.testing.assert_allclose(w[perm, :4], np.eye(4), atol=1e-6)
+
+
+def _bn_stats(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+
+
+def _exact_target_stats(model, target) -> dict[str, torch.Tensor]:
+    """Independent recomputation: ONE train-mode forward of all target training images,
+    un-augmented, with momentum 1: each BN layer's statistics are exactly its population
+    statistics under the model's own weights (inputs normalised the same way upstream)."""
+    import copy
+
+    from lf2.data.manifest import load_manifest
+    from lf2.train.images import TrainImages
+
+    m = copy.deepcopy(model)
+    paths = load_manifest(target).paths("train")
+    images = TrainImages(paths, height=64, width=32, pad=0, flip=False, random_erasing=0.0, cache="memory",
+                         device=torch.device("cpu"))
+    x = next(images.eval_batches(len(paths)))
+    for layer in m.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.momentum = 1.0
+    m.train()
+    with torch.no_grad():
+        m.forward_train(x)
+    return _bn_stats(m)
+
+
+def _relative_gap(a: dict, b: dict) -> float:
+    """Largest, over BN layers, relative L2 distance of the running variances."""
+    return max(float((a[k] - b[k]).norm() / b[k].norm()) for k in a if k.endswith("running_var"))
+
+
+def test_teacher_bn_own_is_the_teachers_own(tmp_path, blob_pair, pretrained_ckpt):
+    """teacher_bn: own leaves the teacher with statistics of its own weights on the target.
+
+    Tolerance: the stored statistics are a precise-BN average over augmented batches of 16
+    (crop, flip, erasing), the reference the population statistics of the un-augmented
+    images, so the two differ by augmentation and batch sampling alone. Measured on this
+    run (largest layer, relative L2 gap of the running variances): stored 0.31; fresh
+    precise-BN passes of the same teacher with two other seeds 0.27 and 0.29 (the
+    estimator's own spread); clean batches of 16, 0.18. The student's statistics (mostly
+    the source's after a few momentum-0.1 steps) are at 4.1. 0.5 lies above the estimator's
+    spread and far below the student's gap.
+    """
+    from lf2.train.checkpoint import load_checkpoint
+    from lf2.train.finetune import run_finetune
+
+    params = tiny_params(tmp_path, finetune={"teacher_bn": "own"})
+    out = run_finetune(params, variant="baseline", clusters=6, init=pretrained_ckpt, target=blob_pair[1],
+                       out=tmp_path / "own" / "model.pt")
+    ckpt = load_checkpoint(out)
+    from lf2.models.net import ReIDNet
+
+    teacher = ReIDNet.from_config(ckpt["model_config"])
+    teacher.load_state_dict(ckpt["teacher"])
+    student = ReIDNet.from_config(ckpt["model_config"])
+    student.load_state_dict(ckpt["student"])
+    exact = _exact_target_stats(teacher, blob_pair[1])
+    gap_teacher = _relative_gap(_bn_stats(teacher), exact)
+    gap_student = _relative_gap(_bn_stats(student), exact)
+    assert gap_teacher < 0.5 and gap_student > 1.0
+
+
+def _labelled(tr, k: int = 4):
+    y = np.arange(len(tr.images)) % k
+    feats = np.eye(k, tr.student.out_channels, dtype=np.float32)[y]
+    tr.set_labels([y, y, y], feats)
+    from lf2.train.sampling import make_sampling, on_device
+
+    ft = tr.ft
+    return iter(on_device(make_sampling(ft["sampling"], tr.label_sets, ft["batch_p"], ft["batch_k"], 3, 0),
+                          tr.device))
+
+
+def _float_buffers(model):
+    return [b.clone() for b in model.buffers() if b.is_floating_point()]
+
+
+def test_teacher_bn_student_copies_the_students_statistics(tmp_path):
+    tr = _trainer(tmp_path, teacher_bn="student")
+    it, gen = _labelled(tr), torch.Generator().manual_seed(0)
+    tr.train_step(next(it), gen)
+    for a, b in zip(_float_buffers(tr.teacher.model), _float_buffers(tr.student), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_teacher_bn_own_step_updates_from_teacher_forwards(tmp_path):
+    """own_step: every step's batches go through the teacher in train mode (released code)."""
+    tr = _trainer(tmp_path, variant="baseline", teacher_bn="own_step")
+    bn = tr.teacher.model.bnneck
+    before = int(bn.num_batches_tracked)
+    it, gen = _labelled(tr), torch.Generator().manual_seed(0)
+    tr.train_step(next(it), gen)
+    tr.train_step(next(it), gen)
+    assert int(bn.num_batches_tracked) == before + 2
+    assert not tr.teacher.model.training  # back in eval mode after the forward
+    assert not torch.equal(bn.running_var, tr.student.bnneck.running_var)
+
+
+def test_teacher_bn_own_refreshes_only_from_teacher_passes(tmp_path):
+    tr = _trainer(tmp_path, variant="baseline", teacher_bn="own")
+    it, gen = _labelled(tr), torch.Generator().manual_seed(0)
+    start = _float_buffers(tr.teacher.model)
+    var0 = tr.teacher.model.bnneck.running_var.clone()
+    tr.train_step(next(it), gen)
+    for a, b in zip(_float_buffers(tr.teacher.model), start, strict=True):
+        assert torch.equal(a, b)  # the step neither copies nor averages the student's
+    tr.refresh_teacher_bn(1)
+    t_var, s_var = tr.teacher.model.bnneck.running_var, tr.student.bnneck.running_var
+    assert not torch.equal(t_var, var0) and not torch.equal(t_var, s_var)
+    assert not tr.teacher.model.training
+
+
+def test_ema_buffers_with_own_teacher_bn_is_a_params_error(tmp_path):
+    import pytest
+
+    from lf2.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="finetune.ema_buffers.*teacher_bn"):
+        tiny_params(tmp_path, finetune={"ema_buffers": True, "teacher_bn": "own"})
+    with pytest.raises(ParamsError, match="teacher_bn.*expected one of"):
+        tiny_params(tmp_path, finetune={"teacher_bn": "mine"})
+
+
+def test_released_expert_takes_concat_avg_max():
+    import pytest
+
+    from lf2.errors import LF2Error
+    from lf2.models.net import ReIDNet
+
+    net = ReIDNet(arch="resnet18", num_parts=2, expert="concat_fc_bn", pooling="avg+max", test_feature="heads")
+    assert net.experts[0][0].in_features == 2 * net.out_channels  # 1024 -> 512 (4096 -> 2048 for R50)
+    assert net.experts[0][0].out_features == net.out_channels
+    net.eval()
+    x = torch.randn(3, 3, 64, 32)
+    out = net.forward_train(x)
+    stripe = net.split_parts(out.feature_map)[1]
+    manual = net.experts[1](torch.cat([stripe.mean(dim=(2, 3)), stripe.amax(dim=(2, 3))], dim=1))
+    torch.testing.assert_close(out.expert_feats[1], manual)
+    assert net(x).shape == (3, 3 * net.out_channels)
+    assert ReIDNet.from_config(net.config()).expert == "concat_fc_bn"
+    with pytest.raises(LF2Error, match="model.expert 'wide'.*fc_bn, concat_fc_bn"):
+        ReIDNet(arch="resnet18", expert="wide")
+
+
+def test_unknown_expert_or_clustering_is_a_params_error(tmp_path):
+    import pytest
+
+    from lf2.config import validate_params
+    from lf2.errors import ParamsError
+
+    params = tiny_params(tmp_path)
+    params["model"]["expert"] = "wide"
+    with pytest.raises(ParamsError, match="model.expert: 'wide' is not allowed; expected one of: 'fc_bn'"):
+        validate_params(params)
+    with pytest.raises(ParamsError, match="finetune.clustering.method: 'agglo'.*'minibatch_kmeans'"):
+        tiny_params(tmp_path, finetune={"clustering": {**params["finetune"]["clustering"], "method": "agglo"}})
+
+
+def test_minibatch_kmeans_clusters_and_warns_once_on_gpu(caplog):
+    import logging
+
+    from lf2 import cluster
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 10
+    y = np.repeat(np.arange(4), 25)
+    x = (centres[y] + 0.1 * rng.normal(size=(100, 8))).astype(np.float32)
+    cluster._warned_cpu = False
+    with caplog.at_level(logging.WARNING, logger="lf2.cluster"):
+        for _ in range(2):
+            sets = cluster.pseudo_labels([x, x], method="minibatch_kmeans", k=4, seed=0, niter=100, eps=0.5,
+                                         min_samples=2, k1=6, k2=3, device="cuda")
+    assert sum("runs on the CPU" in r.message for r in caplog.records) == 1
+    for labels in sets:
+        assert sorted(set(labels)) == [0, 1, 2, 3]
+        assert cluster.agreement(labels, y) == 1.0
+
+
+def released_at_smoke_sizes(tmp_path) -> dict:
+    """params/released.yaml with the sizes and data of params/smoke.yaml: every released
+    choice kept, only datasets, paths, input size, schedule and M_t shrunk."""
+    import yaml
+
+    from lf2.config import validate_params
+    from tests.conftest import ROOT
+
+    rel = yaml.safe_load((ROOT / "params" / "released.yaml").read_text())
+    smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    for key in ("device", "precision", "datasets", "directions", "input", "rows", "evaluate"):
+        rel[key] = smoke[key]
+    rel["paths"] = {"data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"), "results": str(tmp_path / "r")}
+    rel["model"].update(arch="resnet18", pretrained=False)
+    for stage in ("pretrain", "finetune"):
+        sizes = ("epochs", "iters_per_epoch", "batch_p", "batch_k")
+        rel[stage].update({k: smoke[stage][k] for k in sizes})
+    rel["pretrain"].update(milestones=smoke["pretrain"]["milestones"], warmup_epochs=1)
+    return validate_params(rel, source="released.yaml at smoke sizes")
+
+
+def test_released_preset_runs_end_to_end(tmp_path, blob_pair):
+    from lf2.train.checkpoint import load_checkpoint
+    from lf2.train.finetune import run_finetune
+    from lf2.train.pretrain import run_pretrain
+
+    params = released_at_smoke_sizes(tmp_path)
+    src, tgt = blob_pair
+    pre = run_pretrain(params, source=src, target=tgt, out=tmp_path / "pretrain" / "model.pt")
+    out = run_finetune(params, variant="lf2", clusters=6, init=pre, target=tgt, out=tmp_path / "lf2" / "model.pt")
+    ckpt = load_checkpoint(out)
+    assert ckpt["model_config"]["expert"] == "concat_fc_bn" and ckpt["model_config"]["pooling"] == "avg+max"
+    assert ckpt["params"]["finetune"]["clustering"]["method"] == "minibatch_kmeans"
+    assert ckpt["meta"]["selection"] == "last epoch"

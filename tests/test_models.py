@@ -188,6 +188,7 @@ def test_config_roundtrip(net18: ReIDNet) -> None:
         "pooling": "avg",
         "test_feature": "pooled",
         "num_classes": 5,
+        "expert": "fc_bn",
     }
     clone = ReIDNet.from_config(cfg)
     clone.load_state_dict(net18.state_dict())  # same keys and shapes

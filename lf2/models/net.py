@@ -18,6 +18,9 @@ from lf2.models.backbone import build_backbone
 
 POOLINGS = ("avg", "avg+max")
 TEST_FEATURES = ("pooled", "heads")
+#: ``fc_bn``: FC(C -> C) -> BN on the pooled stripe (paper); ``concat_fc_bn``: FC(2C -> C) -> BN
+#: on concat(avg, max) of the stripe (the released code's post-publication expert)
+EXPERTS = ("fc_bn", "concat_fc_bn")
 
 
 @dataclass
@@ -60,8 +63,11 @@ class ReIDNet(nn.Module):
         pooling: str = "avg",
         num_classes: int = 0,
         test_feature: str = "pooled",
+        expert: str = "fc_bn",
     ) -> None:
         super().__init__()
+        if expert not in EXPERTS:
+            raise LF2Error(f"model.expert {expert!r} is not supported; allowed: {', '.join(EXPERTS)}")
         if pooling not in POOLINGS:
             raise LF2Error(
                 f"model.pooling {pooling!r} is not supported; allowed: {', '.join(POOLINGS)}"
@@ -80,11 +86,12 @@ class ReIDNet(nn.Module):
         self.pooling = pooling
         self.test_feature = test_feature
         self.num_parts = num_parts
+        self.expert = expert
         self.backbone, self.out_channels = build_backbone(arch, pretrained, last_stride)
         c = self.out_channels
         self.bnneck = nn.BatchNorm1d(c)
         self.bnneck.bias.requires_grad_(False)  # BNNeck: no shift, as in Luo et al.
-        self.experts = nn.ModuleList(_expert(c) for _ in range(num_parts))
+        self.experts = nn.ModuleList(_expert(c, expert) for _ in range(num_parts))
         self.classifier: nn.Linear | None = None
         self.num_classes = 0
         self.reset_classifier(num_classes)
@@ -118,18 +125,24 @@ class ReIDNet(nn.Module):
         global_feat = self.pool(fmap)
         global_bn = self.bnneck(global_feat)
         logits = self.classifier(global_bn) if self.classifier is not None else None
-        parts = self.part_features(fmap)
-        experts = [e(p) for e, p in zip(self.experts, parts, strict=True)]
-        return TrainOutputs(fmap, global_feat, global_bn, logits, parts, experts)
+        stripes = self.split_parts(fmap)
+        parts = [self.pool(p) for p in stripes]
+        return TrainOutputs(fmap, global_feat, global_bn, logits, parts, self._experts(stripes, parts))
 
     def forward(self, x: Tensor) -> Tensor:
         fmap = self.feature_map(x)
         global_feat = self.pool(fmap)
-        parts = self.part_features(fmap)
+        stripes = self.split_parts(fmap)
+        parts = [self.pool(p) for p in stripes]
         if self.test_feature == "pooled":
             return torch.cat([global_feat, *parts], dim=1)
-        experts = [e(p) for e, p in zip(self.experts, parts, strict=True)]
-        return torch.cat([self.bnneck(global_feat), *experts], dim=1)
+        return torch.cat([self.bnneck(global_feat), *self._experts(stripes, parts)], dim=1)
+
+    def _experts(self, stripes: list[Tensor], parts: list[Tensor]) -> list[Tensor]:
+        """f^{P_j}: each expert on its pooled stripe, or on concat(avg, max) of the stripe."""
+        if self.expert == "concat_fc_bn":
+            parts = [torch.cat([s.mean(dim=(2, 3)), s.amax(dim=(2, 3))], dim=1) for s in stripes]
+        return [e(p) for e, p in zip(self.experts, parts, strict=True)]
 
     def global_and_parts(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Pooled global feature and pooled parts, (B,C) and K x (B,C): clustering inputs."""
@@ -182,18 +195,21 @@ class ReIDNet(nn.Module):
             "pooling": self.pooling,
             "test_feature": self.test_feature,
             "num_classes": self.num_classes,
+            "expert": self.expert,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ReIDNet:
         """Rebuild a randomly initialised model from ``config()`` (then load a state dict)."""
-        allowed = {"arch", "last_stride", "num_parts", "pooling", "test_feature", "num_classes"}
+        allowed = {"arch", "last_stride", "num_parts", "pooling", "test_feature", "num_classes", "expert"}
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise LF2Error(f"model config has unknown keys {unknown}; allowed: {sorted(allowed)}")
         return cls(pretrained=False, **config)
 
 
-def _expert(channels: int) -> nn.Sequential:
-    """Expert-j: FC(C->C) -> BN. The FC has no bias: the BN right after it absorbs any shift."""
-    return nn.Sequential(nn.Linear(channels, channels, bias=False), nn.BatchNorm1d(channels))
+def _expert(channels: int, kind: str = "fc_bn") -> nn.Sequential:
+    """Expert-j: FC(C->C) -> BN, or FC(2C->C) -> BN for ``concat_fc_bn``. The FC has no bias:
+    the BN right after it absorbs any shift (the released FC's bias is such a shift)."""
+    fan_in = 2 * channels if kind == "concat_fc_bn" else channels
+    return nn.Sequential(nn.Linear(fan_in, channels, bias=False), nn.BatchNorm1d(channels))

@@ -7,6 +7,7 @@ tensor), so it stays cheap for ResNet-50's ~160 parameter tensors on GPU and CPU
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -20,9 +21,12 @@ class MeanTeacher:
 
     ``model`` is a deep copy of the student, kept in eval mode with ``requires_grad`` False.
     ``warmup``: w_t = min(1 - 1/(t+1), omega) with t the number of updates so far (the released
-    code); otherwise w = omega. ``average_buffers``: BN running statistics are averaged like
-    parameters; otherwise (the released code) they are copied from the student. Integer
-    buffers (``num_batches_tracked``) are always copied.
+    code); otherwise w = omega. BN running statistics: ``own_buffers`` leaves them alone,
+    they are the teacher's own (recomputed by :func:`recompute_bn_stats`, or updated by
+    train-mode teacher forwards as in the released code, MMT and MEB-Net, which average
+    parameters only); otherwise ``average_buffers`` averages the student's like parameters,
+    and by default they are copied from the student (statistics of other weights).
+    Integer buffers (``num_batches_tracked``) are copied unless ``own_buffers``.
     """
 
     def __init__(
@@ -31,12 +35,20 @@ class MeanTeacher:
         omega: float = 0.999,
         warmup: bool = False,
         average_buffers: bool = False,
+        own_buffers: bool = False,
     ) -> None:
         if not 0.0 <= omega <= 1.0:
             raise LF2Error(f"finetune.ema_omega must be in [0, 1], got {omega!r}")
+        if average_buffers and own_buffers:
+            raise LF2Error(
+                "finetune.ema_buffers: true averages the student's BN statistics into the "
+                "teacher; it cannot be combined with finetune.teacher_bn own/own_step "
+                "(the teacher's own statistics); set teacher_bn: student or ema_buffers: false"
+            )
         self.omega = float(omega)
         self.warmup = bool(warmup)
         self.average_buffers = bool(average_buffers)
+        self.own_buffers = bool(own_buffers)
         self.step = 0
         self.model = copy.deepcopy(student)
         self.model.requires_grad_(False)
@@ -71,12 +83,12 @@ class MeanTeacher:
         try:
             if t_params:
                 torch._foreach_lerp_(t_params, s_params, 1.0 - w)
-            if t_float:
+            if t_float and not self.own_buffers:
                 if self.average_buffers:
                     torch._foreach_lerp_(t_float, s_float, 1.0 - w)
                 else:
                     torch._foreach_copy_(t_float, s_float)
-            if t_other:
+            if t_other and not self.own_buffers:
                 torch._foreach_copy_(t_other, s_other)
         except RuntimeError as exc:
             raise LF2Error(
@@ -84,6 +96,10 @@ class MeanTeacher:
                 f"(same architecture and classifier size expected): {exc}"
             ) from exc
         self.step += 1
+
+    def refresh_bn(self, batches: Iterable[Tensor], forward: Callable[[Tensor], Any] | None = None) -> int:
+        """The teacher's own BN statistics from ``batches`` (:func:`recompute_bn_stats`)."""
+        return recompute_bn_stats(self.model, batches, forward)
 
     def reset_classifier(self, num_classes: int, weight: Tensor | None = None) -> None:
         """Replace the teacher's classifier (``ReIDNet.reset_classifier``), kept frozen.
@@ -114,6 +130,7 @@ class MeanTeacher:
             "omega": self.omega,
             "warmup": self.warmup,
             "average_buffers": self.average_buffers,
+            "own_buffers": self.own_buffers,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -122,6 +139,45 @@ class MeanTeacher:
             raise CheckpointError("mean-teacher state must be a dict with keys 'model' and 'step'")
         self.model.load_state_dict(state["model"])
         self.step = int(state["step"])
+
+
+@torch.no_grad()
+def recompute_bn_stats(
+    model: nn.Module, batches: Iterable[Tensor], forward: Callable[[Tensor], Any] | None = None
+) -> int:
+    """Precise BN (fast-reid's ``PreciseBN``): every BN layer's running mean and variance
+    become the plain average, over ``batches``, of the batch statistics that ``model``'s
+    own weights produce; returns the number of batches used.
+
+    ``forward(x)`` must reach every BN layer whose statistics matter (default
+    ``model.forward_train`` when the model has one, else ``model(x)``); BN layers it does
+    not reach keep their statistics. The model's train/eval mode and the layers' momenta
+    are restored afterwards. With no batch at all nothing changes.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if forward is None:
+        forward = getattr(model, "forward_train", model)
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
+             for m in bns]
+    was_training = model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the mean over the batches seen
+    count = 0
+    model.train()
+    try:
+        for x in batches:
+            forward(x)
+            count += 1
+    finally:
+        model.train(was_training)
+        for m, (mean, var, nbt, momentum) in zip(bns, saved, strict=True):
+            m.momentum = momentum
+            if count == 0 or int(m.num_batches_tracked) == 0:  # nothing seen: keep the old ones
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(nbt)
+    return count
 
 
 def _split_buffers(module: nn.Module) -> tuple[list[Tensor], list[Tensor]]:

@@ -27,7 +27,8 @@ from lf2.io import atomic_path
 log = logging.getLogger(__name__)
 
 FORMAT = "lf2-checkpoint-v1"
-ARCH_KEYS = ("arch", "last_stride", "num_parts", "pooling")
+ARCH_KEYS = ("arch", "last_stride", "num_parts", "pooling", "expert")
+_ARCH_DEFAULTS = {"expert": "fc_bn"}  # checkpoints written before the key existed
 
 #: Globals a checkpoint may reference beyond what ``torch.load(weights_only=True)`` allows by
 #: itself (tensors, dtypes, ``torch.Size``, ``OrderedDict`` and plain containers, numbers,
@@ -125,8 +126,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def check_architecture(ckpt: dict, model_config: dict, path: str | os.PathLike[str]) -> None:
     """Raise when a checkpoint was made for another architecture than ``model_config``."""
     saved = ckpt["model_config"]
-    diffs = [f"{k}: checkpoint has {saved.get(k)!r}, params ask for {model_config.get(k)!r}"
-             for k in ARCH_KEYS if saved.get(k) != model_config.get(k)]
+    def get(cfg: dict, k: str):
+        return cfg.get(k, _ARCH_DEFAULTS.get(k))
+
+    diffs = [f"{k}: checkpoint has {get(saved, k)!r}, params ask for {get(model_config, k)!r}"
+             for k in ARCH_KEYS if get(saved, k) != get(model_config, k)]
     if diffs:
         raise CheckpointError(f"checkpoint {path} is from another architecture: " + "; ".join(diffs))
 

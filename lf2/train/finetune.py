@@ -50,6 +50,7 @@ def model_config(params: dict, num_classes: int = 0) -> dict:
     return {
         "arch": m["arch"], "last_stride": m["last_stride"], "num_parts": m["num_parts"],
         "pooling": m["pooling"], "test_feature": m["test_feature"], "num_classes": num_classes,
+        "expert": m["expert"],
     }
 
 
@@ -81,8 +82,9 @@ class FinetuneTrainer:
         self.student.to(device)
         if device.type == "cuda":
             self.student.to(memory_format=torch.channels_last)
+        self.teacher_bn = self.ft["teacher_bn"]  # own (precise BN) | own_step | student
         self.teacher = MeanTeacher(self.student, omega=self.ft["ema_omega"], warmup=self.ft["ema_warmup"],
-                                   average_buffers=self.ft["ema_buffers"])
+                                   average_buffers=self.ft["ema_buffers"], own_buffers=self.teacher_bn != "student")
         runtime.compile_backbones([self.student, self.teacher.model], params.get("compile"))
         self.fusion = None
         if variant.uses_fusion:
@@ -147,6 +149,8 @@ class FinetuneTrainer:
         from lf2.cluster import pseudo_labels
 
         t0 = time.perf_counter()
+        if epoch == 1:  # later epochs: refreshed at the end of the previous one's training
+            self.refresh_teacher_bn(0)
         feats = self.extract()
         sets = self.variant.cluster_features(feats, self.fusion)
         sets = [F.normalize(s.float(), dim=1).cpu().numpy().astype(np.float32) for s in sets]
@@ -201,10 +205,8 @@ class FinetuneTrainer:
             with runtime.autocast(self.device, self.amp):
                 out = self.student.forward_train(x)
                 teacher_global = None
-                if need_teacher:
-                    with torch.no_grad():
-                        t = self.teacher.model
-                        teacher_global = t.pool(t.feature_map(x)).float()
+                if need_teacher or self.teacher_bn == "own_step":
+                    teacher_global = self._teacher_in_step(x)
             out = outputs_to_float(out)
             terms = self.variant.loss_terms(out, labels, sets, self.weights, teacher_global, self.fusion)
             loss = self.variant.total(terms, self.weights)
@@ -228,7 +230,45 @@ class FinetuneTrainer:
         for it, batches in enumerate(bar):
             loss, terms = self.train_step(batches, gen)
             monitor.add(it, loss, terms)
+        self.refresh_teacher_bn(epoch)
         return monitor.means(iters)
+
+    @torch.no_grad()
+    def _teacher_in_step(self, x: Tensor) -> Tensor:
+        """The teacher's pooled global feature of a training batch. ``own_step``: a train-mode
+        forward through every BN layer, which updates the teacher's own running statistics
+        (the released code, MMT); otherwise eval mode."""
+        t = self.teacher.model
+        if self.teacher_bn != "own_step":
+            return t.pool(t.feature_map(x)).float()
+        t.train()
+        try:
+            return t.forward_train(x).global_feat.float()
+        finally:
+            t.eval()
+
+    def refresh_teacher_bn(self, epoch: int) -> None:
+        """``teacher_bn: own``: precise BN, the teacher's statistics recomputed from its own
+        weights over one shuffled pass of augmented target training batches (as training sees
+        them). Called before the first extraction and after every epoch's training."""
+        if self.teacher_bn != "own":
+            return
+        gen = runtime.torch_generator(runtime.derive_seed(self.seed, "precise_bn", epoch), self.device)
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(
+            runtime.derive_seed(self.seed, "precise_bn_order", epoch)))
+        size = self.ft["batch_p"] * self.ft["batch_k"]
+        chunks = [c for c in order.split(size) if len(c) > 1]  # BN needs two samples
+
+        def batches():
+            for idx in chunks:
+                x = self.images.batch(idx.to(self.device), erasing=True, generator=gen)
+                yield x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+        t0 = time.perf_counter()
+        with runtime.autocast(self.device, self.amp):
+            n = self.teacher.refresh_bn(batches())
+        log.info("teacher BN statistics recomputed from its own weights: %d batches, %.2fs", n,
+                 time.perf_counter() - t0)
 
     # ---------------------------------------------------------- persistence
     def state_dict(self) -> dict:

@@ -83,7 +83,7 @@ class PretrainTrainer:
                     self.model.feature_map(self.target_images.batch(target_idx, erasing=False, generator=generator))
         out = outputs_to_float(out)
         terms = {"cls": losses.cross_entropy(out.logits, y, label_smoothing=self.pt["label_smoothing"]),
-                 "tri": losses.batch_hard_triplet(out.global_feat, y, margin=self.pt["margin"])}
+                 "tri": losses.triplet_loss(self.pt["global_triplet"], out.global_feat, y, margin=self.pt["margin"])}
         loss = terms["cls"] + self.pt["lambda_tri"] * terms["tri"]
         loss.backward()
         self.optimizer.step()
