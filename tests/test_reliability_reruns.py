@@ -106,6 +106,46 @@ def test_resume_only_with_the_same_inputs(tmp_path, monkeypatch, blob_pair, capl
     assert "epoch 1/2" in caplog.text
 
 
+@pytest.mark.slow
+def test_new_init_at_the_same_path_is_not_resumed(tmp_path, monkeypatch, blob_pair, pretrained_ckpt, caplog):
+    from lf2.train import finetune as ft_module
+    from lf2.train.checkpoint import load_checkpoint
+
+    params = tiny_params(tmp_path, finetune={"batch_k": 2})
+    init = tmp_path / "pre" / "model.pt"
+    init.parent.mkdir()
+    shutil.copy(pretrained_ckpt, init)
+    out = tmp_path / "ft" / "model.pt"
+
+    def finetune():
+        return ft_module.run_finetune(params, variant="baseline", clusters=6, init=init, target=blob_pair[1],
+                                      out=out)
+
+    original = ft_module.FinetuneTrainer.train_step
+    calls = {"n": 0}
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # inside epoch 2: state.pt holds epoch 1
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ft_module.FinetuneTrainer, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        finetune()
+    monkeypatch.setattr(ft_module.FinetuneTrainer, "train_step", original)
+    assert load_checkpoint(out.parent / "state.pt")["epoch"] == 1
+
+    ckpt = load_checkpoint(init)  # a new pre-trained model written to the same path
+    key = next(k for k in ckpt["student"] if k.endswith("weight"))
+    ckpt["student"][key] = ckpt["student"][key] + 0.01
+    save_checkpoint(init, ckpt)
+    caplog.set_level(logging.INFO, logger="lf2")
+    finetune()
+    assert "starting from scratch" in caplog.text and "resuming" not in caplog.text
+    assert not (out.parent / "state.pt").exists()
+
+
 # ------------------------------------------------------------------ through the workflow managers
 
 
