@@ -116,27 +116,29 @@ def output_errors(path: str | os.PathLike[str]) -> Iterator[None]:
         ) from exc
 
 
-def stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Temporaries that :func:`atomic_path` left in ``folder`` when a writer was killed."""
+def stale_temporaries(folder: str | os.PathLike[str], final_name: str | None = None) -> list[Path]:
+    """Temporaries that :func:`atomic_path` left in ``folder`` when a writer was killed (only
+    those of ``final_name`` when given)."""
     d = Path(folder)
     if not d.is_dir():
         return []
-    return sorted(p for p in d.iterdir() if p.is_file() and _is_temporary(p.name))
+    return sorted(p for p in d.iterdir() if p.is_file() and _is_temporary(p.name, final_name))
 
 
-def _is_temporary(name: str) -> bool:
+def _is_temporary(name: str, final_name: str | None = None) -> bool:
     m = _TEMP_NAME.match(name)
-    if m is None:
+    if m is None or (final_name is not None and m["final"] != final_name):
         return False
     suffix = m["suffix"]
     return suffix.endswith(".tmp") or m["final"].endswith(suffix)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporaries a killed writer left in ``folder`` (a stage calls this at start,
-    on folders only it writes to). Returns what was removed."""
+def remove_stale_temporaries(folder: str | os.PathLike[str], final_name: str | None = None) -> list[Path]:
+    """Delete the temporaries a killed writer left in ``folder`` (a stage calls this at start:
+    on a folder only it writes to, or with ``final_name`` for its own file in a shared
+    folder). Returns what was removed."""
     removed = []
-    for p in stale_temporaries(folder):
+    for p in stale_temporaries(folder, final_name):
         with contextlib.suppress(FileNotFoundError):
             size = p.stat().st_size
             p.unlink()

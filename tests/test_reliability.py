@@ -245,3 +245,13 @@ def test_cli_prints_refused_writes_without_traceback(tmp_path, monkeypatch, caps
     monkeypatch.setattr(params_cmd, "run", refuse)
     assert main(["params", "--params", str(ROOT / "params" / "smoke.yaml")]) == 1
     assert "lf2 params: error: cannot write x: no space left" in capsys.readouterr().err
+
+
+def test_own_temporaries_only_in_a_shared_folder(tmp_path):
+    from lf2.io import remove_stale_temporaries
+
+    mine, other = tmp_path / ".direct.json.abcd1234.json.tmp", tmp_path / ".lf2_m6.json.wxyz5678.json.tmp"
+    for p in (mine, other):
+        p.write_text("{")
+    assert remove_stale_temporaries(tmp_path, "direct.json") == [mine]
+    assert other.exists() and stale_temporaries(tmp_path) == [other]

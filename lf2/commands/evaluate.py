@@ -69,10 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lf2.data.manifest import load_manifest
     from lf2.errors import DatasetError, LF2Error
-    from lf2.io import sha256_file, write_json
+    from lf2.io import remove_stale_temporaries, sha256_file, write_json
     from lf2.train.runtime import resolve_device
 
     t_start = time.perf_counter()
+    remove_stale_temporaries(Path(args.out).parent, Path(args.out).name)  # a shared folder: own file only
     if args.max_rank < 10:
         raise LF2Error(f"--max-rank {args.max_rank}: expected at least 10 (Rank-10 is reported)")
     if args.batch_size is not None and args.batch_size < 1:

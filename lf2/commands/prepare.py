@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from lf2.data.manifest import load_manifest
     from lf2.data.prepare import prepare_dataset
     from lf2.errors import DatasetError
+    from lf2.io import remove_stale_temporaries
 
     kind, options = resolve_options(args)
+    remove_stale_temporaries(args.out)  # left by a killed write; the folder is this stage's alone
     root = options.pop("root", None)
     try:
         manifest_path = prepare_dataset(kind, Path(args.out), root=Path(root) if root else None, **options)
