@@ -1,8 +1,9 @@
 # lf2: the whole LF² benchmark as one DAG.
 #
 #   snakemake -c2                                   # everything, default (synthetic) params
-#   snakemake -c2 --configfile params/smoke.yaml    # another params file
-#   snakemake -c2 results/metrics/A-to-B/lf2_m48.json   # one Table II row
+#   snakemake -c2 --configfile params/smoke.yaml    # another params file of params/
+#   snakemake -c2 --config params=elsewhere/p.yaml  # any params file
+#   snakemake -c2 results/metrics/A-to-B/lf2_m48/seed0.json   # one Table II row, one seed
 #
 # Jobs (paths, commands, params keys) come from lf2.workflow_dag, which `lf2 dvc` also
 # uses to write dvc.yaml: the two workflow managers cannot drift. See docs/workflow.md.
@@ -12,62 +13,32 @@ import re
 import shlex
 import sys
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from lf2 import layout
 from lf2 import workflow_dag as dag
 from lf2.config import SCHEMA_PATH, load_params, rows_for
 from lf2.errors import ParamsError
+from lf2.snakemake_config import params_file_from_config
 
 min_version("8.0")
 
 
-configfile: "params/default.yaml"
-
-
-def _params_file():
-    """The params file in use: the --configfile given, else params/default.yaml."""
-    cli = [str(p) for p in workflow.overwrite_configfiles]
-    if len(cli) > 1:
-        raise WorkflowError(
-            f"lf2 stages read exactly one params file; got --configfile {' '.join(cli)}. "
-            "Merge them into one file."
-        )
-    path = cli[0] if cli else "params/default.yaml"
-    return dag.relative_params_file(path, os.getcwd())
-
-
-def _cli_overrides():
-    """`--config` may set only the workflow.* keys (lf2 jobs read the params file)."""
-    given = dict(workflow.config_settings.config or {})
-    extra = sorted(set(given) - {"workflow"})
-    if extra:
-        raise WorkflowError(
-            f"--config {', '.join(extra)}: only workflow.* keys can be set with --config "
-            f"(e.g. --config 'workflow={{gpu_slot: true}}'); put other changes in a params "
-            "file and pass it with --configfile"
-        )
-    wf = given.get("workflow") or {}
-    if not isinstance(wf, dict):
-        raise WorkflowError(f"--config workflow={wf!r}: expected a mapping, e.g. {{gpu_slot: true}}")
-    return [f"workflow.{k}={v}" for k, v in wf.items()]
-
-
-PARAMS_FILE = _params_file()
+# No `configfile:` directive: `config` is exactly what the command line gave (Snakemake's
+# documented semantics), and the params file follows from it (lf2.snakemake_config):
+#   (nothing)                      -> params/default.yaml
+#   --configfile params/smoke.yaml -> config holds that file's content; the params file is
+#                                     the one of params/*.yaml with exactly that content
+#   --config params=PATH           -> any params file (e.g. outside params/)
+#   --config 'workflow={...}'      -> the workflow.* keys, read by this Snakefile only
 try:
-    PARAMS = load_params(PARAMS_FILE, _cli_overrides())
+    PARAMS_FILE, _WORKFLOW = params_file_from_config(config, os.getcwd())
+    PARAMS = load_params(PARAMS_FILE, _WORKFLOW)
 except ParamsError as exc:
     raise WorkflowError(f"invalid params, no job started: {exc}") from None
-
-# Snakemake merged the --configfile over params/default.yaml; make `config` the file in
-# use (plus the --config workflow keys), then validate it with the schema as well.
-with open(PARAMS_FILE, encoding="utf-8") as _fh:
-    _raw = yaml.safe_load(_fh) or {}
-config.clear()
-config.update(_raw)
-config["workflow"] = dict(PARAMS["workflow"])
-validate(config, str(SCHEMA_PATH))
+# the one schema, through Snakemake's own validator too (on the resolved values)
+validate(dict(PARAMS), str(SCHEMA_PATH))
 
 JOBS = dag.build_jobs(PARAMS, PARAMS_FILE)
 JOB_INDEX = dag.job_index(JOBS)
@@ -105,6 +76,7 @@ wildcard_constraints:
     dataset=_alternatives(dag.used_datasets(PARAMS)),
     direction=_alternatives(d["name"] for d in PARAMS["directions"]),
     row=_alternatives(rows_for(PARAMS)),
+    seed=_alternatives(str(s) for s in layout.seeds(PARAMS)),
 
 
 rule all:

@@ -12,7 +12,7 @@ for seed in 0 1 2; do
     [ "$seed" = 0 ] && [ "$name" != lf2_released ] && continue  # seed 0 = the suite's runs
     out=seeds/s$seed/$name
     mkdir -p "$out"
-    lf2 finetune --params $P --variant "$variant" --clusters "$M" --init runs/A-to-B/pretrain/model.pt \
+    lf2 finetune --params $P --variant "$variant" --clusters "$M" --init runs/A-to-B/pretrain/seed0/model.pt \
       --target data/synth_b --out "$out/model.pt" --set seed=$seed --set threads=1 "$@" > "$out.log" 2>&1
     lf2 evaluate --params $P --checkpoint "$out/model.pt" --manifest data/synth_b --out "$out/metrics.json" > /dev/null
   done

@@ -28,9 +28,9 @@ def main(root: Path = Path(".")) -> None:
         cells, maps = [], []
         for s in seeds:
             if name is None:
-                path = suite / "direct.json"
+                path = suite / "direct" / "seed0.json"
             elif s == 0 and name != "lf2_released":
-                path = suite / (f"lf2_m{m}.json" if name == "lf2" else f"{name}.json")
+                path = suite / (f"lf2_m{m}" if name == "lf2" else name) / "seed0.json"
             else:
                 path = root / f"seeds/s{s}/{name}/metrics.json"
             if not path.is_file():

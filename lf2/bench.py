@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from lf2.train.variants import make_variant, trained_variants
+
 log = logging.getLogger(__name__)
 
 SECTIONS = ("matmul", "flops", "data", "pretrain", "finetune", "extract", "kmeans", "eval")
-VARIANTS = ("baseline", "no_fm", "lf2")
 SAMPLINGS = ("shared", "per_label")
 
-#: the paper's Table II schedule (method.md sections 3-5)
+#: the paper's Table II schedule (docs/method.md §3-§5)
 PAPER_SCHEDULE = {
     "pretrain_runs": 2, "pretrain_epochs": 80, "pretrain_iters": 200,
     "finetune_epochs": 80, "finetune_iters": 400,
@@ -86,7 +87,7 @@ class BenchConfig:
     eval_ids: int = 20
     eval_dim: int = 32
     matmul_size: int = 256
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=trained_variants)
     samplings: list[str] = field(default_factory=lambda: list(SAMPLINGS))
     workers: int = 0
 
@@ -267,10 +268,9 @@ def schedule_flops(flops: dict[str, Any], kmeans_iters: int = 100, dim: int = 20
         steps = extract = km = 0.0
         for tgt in s["targets"]:
             for variant, k in s["rows"]:
-                sets = 1 if variant == "baseline" else s["num_parts"] + 1
+                sets, passes = _sets_and_passes(variant, s["num_parts"])
                 per_step = flops["finetune_step_flops"] * (sets if sampling == "per_label" else 1)
                 steps += s["finetune_epochs"] * s["finetune_iters"] * per_step
-                passes = 2 if variant == "lf2" else 1
                 extract += s["finetune_epochs"] * tgt["train"] * fwd_img * passes
                 km += s["finetune_epochs"] * sets * kmeans_iters * 2.0 * tgt["train"] * k * dim
         out[f"finetune_steps_{sampling}"] = steps
@@ -278,6 +278,13 @@ def schedule_flops(flops: dict[str, Any], kmeans_iters: int = 100, dim: int = 20
         out[f"kmeans_{sampling}"] = km
         out[f"total_{sampling}"] = pre + steps + extract + km
     return out
+
+
+def _sets_and_passes(variant: str, num_parts: int) -> tuple[int, int]:
+    """Label sets a variant clusters and extraction passes it needs per epoch (the student's
+    stripes cost a second forward), from the variant registry."""
+    v = make_variant(variant, num_parts)
+    return v.num_sets, 1 + ("student_parts" in v.features)
 
 
 def _train_forward(model, x):
@@ -544,11 +551,10 @@ def project_table2(results: dict[str, Any], kmeans_iters: int = 100) -> dict[str
                     missing = True
                     continue
                 parts["finetune_steps"] += s["finetune_epochs"] * s["finetune_iters"] / run["it_per_s"]
+                sets, passes = _sets_and_passes(variant, s["num_parts"])
                 if extract:  # LF2's FM also needs the student's stripes: a second forward
-                    passes = 2 if variant == "lf2" else 1
                     parts["extract"] += s["finetune_epochs"] * tgt["train"] * passes / extract
                 if k in km_sec:
-                    sets = 1 if variant == "baseline" else s["num_parts"] + 1
                     per = km_sec[k] * km_scale * tgt["train"] / results["kmeans"]["n"]
                     parts["kmeans"] += s["finetune_epochs"] * sets * per
             # evaluation: direct transfer + each row; features of query + gallery
@@ -620,7 +626,9 @@ def run_bench(
         "kmeans": lambda: bench_kmeans(cfg, dev),
         "eval": lambda: bench_eval(cfg, dev),
     }
-    out = Path(out_dir)
+    from lf2.layout import bench_files
+
+    files = bench_files(out_dir)
     for name in SECTIONS:
         if name not in sections:
             continue
@@ -628,15 +636,15 @@ def run_bench(
         t0 = time.perf_counter()
         results[name] = runners[name]()
         results["timings_s"][name] = time.perf_counter() - t0
-        write_json(out / "bench.partial.json", results)  # a long run keeps what it measured
+        write_json(files["partial"], results)  # a long run keeps what it measured
     results["peak_gpu_memory_bytes"] = (
         torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
     )
     iters = int(params.get("finetune", {}).get("clustering", {}).get("kmeans_iters", 100))
     results["projection"] = project_table2(results, kmeans_iters=iters)
-    write_json(out / "bench.json", results)
-    atomic_write_text(out / "bench.md", render_markdown(results))
-    (out / "bench.partial.json").unlink(missing_ok=True)
+    write_json(files["json"], results)
+    atomic_write_text(files["md"], render_markdown(results))
+    files["partial"].unlink(missing_ok=True)
     return results
 
 

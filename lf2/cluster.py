@@ -1,4 +1,4 @@
-"""Pseudo labels (method.md §4): k-means or DBSCAN on Jaccard distances, plus cluster metrics.
+"""Pseudo labels (docs/method.md §4): k-means or DBSCAN on Jaccard distances, plus cluster metrics.
 
 Label arrays are int64 with clusters numbered 0..m-1 consecutively; DBSCAN outliers are -1.
 """

@@ -2,7 +2,8 @@
 
 ``load_params`` is the one way every stage (and the Snakefile) reads params:
 
-1. read the YAML file (a mapping at the top level);
+1. read the YAML file (a mapping at the top level), merged over the file it ``extends``
+   (:mod:`lf2.params_chain`: a preset holds only its differences);
 2. apply ``key.path=value`` overrides (the value is parsed as YAML: ``3`` is an int,
    ``[1, 2]`` a list, ``true`` a bool);
 3. expand ``${VAR}`` and ``${VAR:-default}`` environment variables in string values;
@@ -15,7 +16,8 @@ Every failure raises :class:`~lf2.errors.ParamsError` naming the file and the ke
 (``finetune.sampling``) and saying what is allowed.
 
 The Table II rows of a params file are ``rows_for(params)``; ``row_spec`` says what a row
-trains and how the tables name it.
+trains and how the tables name it; both derive from the variant registry
+(:data:`lf2.train.variants.VARIANTS`).
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ import yaml
 
 from lf2.errors import ParamsError
 from lf2.io import atomic_write_text
+from lf2.layout import PRETRAIN_ROW  # noqa: F401  (re-exported: the row name of pre-training)
+from lf2.rows import (  # noqa: F401  (re-exported: the Table II rows of a params file)
+    figure_rows,
+    reference_row,
+    row_spec,
+    row_variants,
+    rows_for,
+    trained_rows,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "params.schema.json"
 
-#: Table II rows that do not depend on ``rows.clusters``, in the paper's order.
-FIXED_ROWS = ("direct", "baseline", "no_fm")
-#: the row name of source pre-training (a stage, not a Table II row)
-PRETRAIN_ROW = "pretrain"
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_LF2_ROW_RE = re.compile(r"^lf2_m([0-9]+)$")
 _FLOATISH_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
 
 
@@ -49,19 +55,11 @@ _FLOATISH_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
 
 
 def load_params(path: str | os.PathLike[str], overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read, override, expand, validate and check a params file; return the resolved dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"params file {path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {_tname(raw)}")
+    """Read (with the files it ``extends``), override, expand, validate and check a params
+    file; return the resolved dict."""
+    from lf2.params_chain import read_merged
+
+    raw = read_merged(path)
     params = apply_overrides(raw, overrides or [], source=str(path))
     return validate_params(params, source=str(path))
 
@@ -335,20 +333,26 @@ def semantic_problems(params: dict[str, Any]) -> list[str]:
                 f"datasets.{name}.cuhk03_type: only meaningful for kind cuhk03, not {ds['kind']!r}"
             )
 
-    ev = params["evaluate"]
-    if ev["k2"] > ev["k1"]:
-        problems.append(f"evaluate.k2: {ev['k2']} must not exceed evaluate.k1 = {ev['k1']}")
     if params["finetune"]["ema_buffers"] and params["finetune"]["teacher_bn"] != "student":
         problems.append(
             f"finetune.ema_buffers: true averages the student's BN statistics into the teacher, "
             f"which contradicts finetune.teacher_bn = {params['finetune']['teacher_bn']!r} (the "
             f"teacher's own); expected ema_buffers: false or teacher_bn: student"
         )
-    cl = params["finetune"]["clustering"]
-    if cl["k2"] > cl["k1"]:
+    from lf2.train.variants import VARIANTS
+
+    unknown = [v for v in params["rows"].get("variants") or [] if v not in VARIANTS]
+    if unknown:
         problems.append(
-            f"finetune.clustering.k2: {cl['k2']} must not exceed finetune.clustering.k1 = {cl['k1']}"
+            f"rows.variants: {', '.join(map(repr, unknown))} not a registered variant; "
+            f"expected some of: {', '.join(VARIANTS)}"
         )
+
+    for prefix, sec in (("evaluate", params["evaluate"]),
+                        ("finetune.clustering", params["finetune"]["clustering"])):
+        problem = k_bound_problem(prefix, sec["k1"], sec["k2"])
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -378,35 +382,19 @@ def _validation_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
-# --------------------------------------------------------------------------- rows
+
+def k_bound_problem(prefix: str, k1: Any, k2: Any) -> str | None:
+    """The one rule for the k-reciprocal neighbourhoods: integers with 1 <= k2 <= k1."""
+    if not (isinstance(k1, int) and isinstance(k2, int) and k1 >= 1 and 1 <= k2 <= k1):
+        return f"{prefix}.k2: {k2!r} must be an integer in [1, {prefix}.k1 = {k1!r}]"
+    return None
 
 
-def rows_for(params: dict[str, Any]) -> list[str]:
-    """Table II rows in the paper's order: direct, baseline, no_fm, lf2_m<M> per M."""
-    return [*FIXED_ROWS, *(f"lf2_m{m}" for m in params["rows"]["clusters"])]
-
-
-def row_spec(params: dict[str, Any], row: str) -> dict[str, Any]:
-    """What a Table II row trains: ``{"variant", "clusters", "display_name"}``.
-
-    ``variant`` is ``direct`` (no fine-tuning; ``clusters`` is None), ``baseline``,
-    ``no_fm`` or ``lf2``. Raises ParamsError for a row that ``rows_for`` does not list.
-    """
-    abl = params["rows"]["ablation_clusters"]
-    if row == "direct":
-        return {"variant": "direct", "clusters": None, "display_name": "Direct transfer"}
-    if row == "baseline":
-        return {"variant": "baseline", "clusters": abl, "display_name": "Baseline (only L_ReID^t)"}
-    if row == "no_fm":
-        return {"variant": "no_fm", "clusters": abl, "display_name": "LF² w/o FM"}
-    match = _LF2_ROW_RE.match(row)
-    if match and int(match.group(1)) in params["rows"]["clusters"]:
-        m = int(match.group(1))
-        return {"variant": "lf2", "clusters": m, "display_name": f"LF² (M_t = {m})"}
-    raise ParamsError(
-        f"row {row!r} is not a Table II row of these params; expected one of: "
-        f"{', '.join(rows_for(params))} (lf2_m<M> rows come from rows.clusters)"
-    )
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of one params section (e.g. ``evaluate``), for callers that
+    have no params file (``lf2 evaluate --features`` without ``--params``)."""
+    props = load_schema()["properties"][section]["properties"]
+    return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
 def lookup(params: dict[str, Any], dotted: str) -> Any:

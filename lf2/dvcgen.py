@@ -9,6 +9,7 @@ uncached (small, meant for git).
 
 from __future__ import annotations
 
+import os
 from base64 import urlsafe_b64encode
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,7 +25,20 @@ PACKAGE_DEP = "lf2"
 def dvc_stages(params: dict[str, Any], params_file: str) -> dict[str, dict[str, Any]]:
     """The ``stages`` mapping of dvc.yaml, in the DAG's topological order."""
     _check_relative(params, params_file)
-    return {job.name: _stage(job, params_file) for job in build_jobs(params, params_file)}
+    files = params_files(params_file)
+    return {job.name: _stage(job, files) for job in build_jobs(params, params_file)}
+
+
+def params_files(params_file: str) -> list[str]:
+    """The params file and every file it ``extends`` (POSIX paths relative to the same root).
+
+    DVC reads params values from files; a stage tracks, in each file of the chain, the keys
+    of its stage that the file writes, so an edit to a base file makes the stages that
+    inherit the value stale too (:func:`lf2.params_chain.keys_defined_in`).
+    """
+    from lf2.params_chain import chain
+
+    return [PurePosixPath(os.path.normpath(p)).as_posix() for p in chain(params_file)]
 
 
 def render_dvc_yaml(params: dict[str, Any], params_file: str) -> str:
@@ -43,11 +57,14 @@ def render_dvc_yaml(params: dict[str, Any], params_file: str) -> str:
     return header + body
 
 
-def _stage(job: Job, params_file: str) -> dict[str, Any]:
+def _stage(job: Job, files: list[str]) -> dict[str, Any]:
+    from lf2.params_chain import keys_defined_in
+
     stage: dict[str, Any] = {"cmd": job.cmd}
     deps = [*_dedup(job.inputs), *job.dvc_deps, PACKAGE_DEP]
     stage["deps"] = deps
-    stage["params"] = [{params_file: list(job.param_keys)}]
+    tracked = [{f: keys} for f in files if (keys := keys_defined_in(f, job.param_keys))]
+    stage["params"] = tracked or [{files[0]: []}]
     if job.dvc_outs:
         stage["outs"] = [_out(path, opts) for path, opts in job.dvc_outs]
     if job.dvc_metrics:

@@ -1,11 +1,12 @@
 """The pipeline's jobs, computed once from params: the Snakefile and ``lf2 dvc`` both use it.
 
-Every job of the DAG (one dataset preparation, one pre-training per direction, one
-fine-tuning per direction and Table II row, one evaluation per direction and row, the
-tables, the figures) is a :class:`Job` with its ``lf2`` command line, its input and
+Every job of the DAG (one dataset preparation per dataset, one pre-training per
+direction and seed, one fine-tuning per direction, Table II row and seed, one evaluation
+per direction, row and seed, the tables, the figures) is a :class:`Job` with its ``lf2`` command line, its input and
 output files and the params keys it reads. The Snakefile's rules look their jobs up
 here by wildcard; ``lf2 dvc`` writes one DVC stage per job. Paths and commands
-therefore cannot drift between the two workflow managers.
+therefore cannot drift between the two workflow managers; every path comes from
+:mod:`lf2.layout`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lf2.config import PRETRAIN_ROW, lookup, row_spec, rows_for
-
-#: the figure kinds `lf2 figures` writes, one file per kind and format
-FIGURE_KINDS = ("gradcam", "tsne", "cluster_consistency", "cmc", "training_curves")
-FIGURE_FORMATS = ("png", "pdf")
-TABLE_FILES = ("table2.csv", "table2.md", "table1.csv")
+from lf2 import layout
+from lf2.config import lookup, row_spec, rows_for, trained_rows
+from lf2.layout import PRETRAIN_ROW
 
 _INPUT_KEYS = ("input.height", "input.width", "input.pad", "input.flip")
 #: params keys (dotted) each stage reads; DVC tracks them, Snakemake's params trigger too
@@ -47,25 +45,26 @@ SEP = "--"
 #: the wildcards of each rule, in the order they appear in job names
 RULE_WILDCARDS: dict[str, tuple[str, ...]] = {
     "prepare": ("dataset",),
-    "pretrain": ("direction",),
-    "finetune": ("direction", "row"),
-    "evaluate": ("direction", "row"),
+    "pretrain": ("direction", "seed"),
+    "finetune": ("direction", "row", "seed"),
+    "evaluate": ("direction", "row", "seed"),
     "table": (),
     "figures": (),
 }
 
 
 def name_pattern(rule: str) -> str:
-    """Job-name pattern of a rule with Snakemake wildcards: ``finetune--{direction}--{row}``."""
-    return SEP.join((rule, *(f"{{{w}}}" for w in RULE_WILDCARDS[rule])))
+    """Job-name pattern of a rule with Snakemake wildcards: ``finetune--{direction}--{row}--seed{seed}``."""
+    parts = (layout.seed_dir("{seed}") if w == "seed" else f"{{{w}}}" for w in RULE_WILDCARDS[rule])
+    return SEP.join((rule, *parts))
 
 
 def log_pattern(rule: str) -> str:
-    return f"logs/{name_pattern(rule)}.log"
+    return layout.log_path(name_pattern(rule))
 
 
 def benchmark_pattern(rule: str) -> str:
-    return f"benchmarks/{name_pattern(rule)}.tsv"
+    return layout.benchmark_path(name_pattern(rule))
 
 
 def job_name(rule: str, **wildcards: str) -> str:
@@ -105,63 +104,20 @@ class Job:
 # --------------------------------------------------------------------------- paths
 
 
-def data_dir(params: dict[str, Any], dataset: str) -> str:
-    return _p(params["paths"]["data"], dataset)
-
-
-def manifest_path(params: dict[str, Any], dataset: str) -> str:
-    return _p(data_dir(params, dataset), "manifest.csv")
-
-
-def meta_path(params: dict[str, Any], dataset: str) -> str:
-    return _p(data_dir(params, dataset), "meta.json")
-
-
-def run_dir(params: dict[str, Any], direction: str, row: str) -> str:
-    """``<runs>/<direction>/<row>``; ``row`` may be ``pretrain``."""
-    return _p(params["paths"]["runs"], direction, row)
-
-
-def checkpoint_path(params: dict[str, Any], direction: str, row: str) -> str:
-    """Final checkpoint of a run; the ``direct`` row evaluates the pre-training one."""
-    if row == "direct":
-        row = PRETRAIN_ROW
-    return _p(run_dir(params, direction, row), "model.pt")
-
-
-def epochs_path(params: dict[str, Any], direction: str, row: str) -> str:
-    return _p(run_dir(params, direction, row), "epochs.jsonl")
-
-
-def metrics_path(params: dict[str, Any], direction: str, row: str) -> str:
-    return _p(params["paths"]["results"], "metrics", direction, f"{row}.json")
-
-
-def table_paths(params: dict[str, Any]) -> list[str]:
-    return [_p(params["paths"]["results"], f) for f in TABLE_FILES]
-
-
-def figures_dir(params: dict[str, Any]) -> str:
-    return _p(params["paths"]["results"], "figures")
-
-
-def figure_paths(params: dict[str, Any]) -> list[str]:
-    return [_p(figures_dir(params), f"{k}.{ext}") for k in FIGURE_KINDS for ext in FIGURE_FORMATS]
-
-
 def final_targets(params: dict[str, Any]) -> list[str]:
     """What the ``all`` target builds: the tables and the figures."""
-    return table_paths(params) + figure_paths(params)
+    return layout.table_paths(params) + layout.figure_paths(params)
 
 
 def output_patterns(params: dict[str, Any]) -> dict[str, str]:
-    """Snakemake output patterns per rule (wildcards in braces), built from the same paths."""
+    """Snakemake output patterns per rule (wildcards in braces), from :mod:`lf2.layout`."""
+    d, r, s = "{direction}", "{row}", "{seed}"
     return {
-        "prepare": manifest_path(params, "{dataset}"),
-        "prepare_meta": meta_path(params, "{dataset}"),
-        "pretrain": checkpoint_path(params, "{direction}", PRETRAIN_ROW),
-        "finetune": checkpoint_path(params, "{direction}", "{row}"),
-        "evaluate": metrics_path(params, "{direction}", "{row}"),
+        "prepare": layout.manifest_path(params, "{dataset}"),
+        "prepare_meta": layout.meta_path(params, "{dataset}"),
+        "pretrain": layout.checkpoint_path(params, d, PRETRAIN_ROW, s),
+        "finetune": layout.checkpoint_path(params, d, r, s),
+        "evaluate": layout.metrics_path(params, d, r, s),
     }
 
 
@@ -180,76 +136,81 @@ def used_datasets(params: dict[str, Any]) -> list[str]:
 
 def finetune_rows(params: dict[str, Any]) -> list[str]:
     """Table II rows that have their own fine-tuning run (all but ``direct``)."""
-    return [r for r in rows_for(params) if row_spec(params, r)["variant"] != "direct"]
+    return trained_rows(params)
 
 
 def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
-    """All jobs of the DAG for target ``all``, in a topological order."""
+    """All jobs of the DAG for target ``all``, in a topological order.
+
+    Every (direction, row, seed) is a job, pre-training included; the job passes its seed
+    to the ``lf2`` command (``--set seed=<s>``) so the run's params.yaml records it, and
+    fine-tuning seed ``s`` starts from pre-training seed ``s``.
+    """
     pf = _q(params_file)
-    jobs: list[Job] = []
-    for ds in used_datasets(params):
-        jobs.append(_prepare_job(params, params_file, ds))
+    L = layout
+    jobs: list[Job] = [_prepare_job(params, params_file, ds) for ds in used_datasets(params)]
     for d in params["directions"]:
         name, src, tgt = d["name"], d["source"], d["target"]
-        ckpt = checkpoint_path(params, name, PRETRAIN_ROW)
-        jobs.append(
-            Job(
-                rule="pretrain",
-                name=job_name("pretrain", direction=name),
-                args=f"--params {pf} --source {_q(data_dir(params, src))} "
-                f"--target {_q(data_dir(params, tgt))} --out {_q(ckpt)} --resume",
-                inputs=(
-                    manifest_path(params, src),
-                    meta_path(params, src),
-                    manifest_path(params, tgt),
-                    meta_path(params, tgt),
-                ),
-                outputs=(ckpt,),
-                param_keys=STAGE_PARAMS["pretrain"],
-                dvc_outs=_run_outs(params, name, PRETRAIN_ROW),
-                wildcards={"direction": name},
-                gpu=True,
-            )
-        )
-        for row in finetune_rows(params):
-            spec = row_spec(params, row)
-            out = checkpoint_path(params, name, row)
+        tgt_inputs = (L.manifest_path(params, tgt), L.meta_path(params, tgt))
+        for seed in L.seeds(params):
+            sw = {"direction": name, "seed": str(seed)}
+            seed_arg = f"--set seed={seed}"
+            ckpt = L.checkpoint_path(params, name, PRETRAIN_ROW, seed)
             jobs.append(
                 Job(
-                    rule="finetune",
-                    name=job_name("finetune", direction=name, row=row),
-                    args=f"--params {pf} --variant {spec['variant']} --clusters {spec['clusters']} "
-                    f"--init {_q(ckpt)} --target {_q(data_dir(params, tgt))} --out {_q(out)} "
-                    f"--row {row} --resume",
-                    inputs=(ckpt, manifest_path(params, tgt), meta_path(params, tgt)),
-                    outputs=(out,),
-                    param_keys=STAGE_PARAMS["finetune"],
-                    dvc_outs=_run_outs(params, name, row),
-                    wildcards={"direction": name, "row": row},
+                    rule="pretrain",
+                    name=job_name("pretrain", **sw),
+                    args=f"--params {pf} {seed_arg} --source {_q(L.data_dir(params, src))} "
+                    f"--target {_q(L.data_dir(params, tgt))} --out {_q(ckpt)} --resume",
+                    inputs=(L.manifest_path(params, src), L.meta_path(params, src), *tgt_inputs),
+                    outputs=(ckpt,),
+                    param_keys=STAGE_PARAMS["pretrain"],
+                    dvc_outs=_run_outs(params, name, PRETRAIN_ROW, seed),
+                    wildcards=sw,
                     gpu=True,
                 )
             )
-        for row in rows_for(params):
-            ck = checkpoint_path(params, name, row)
-            met = metrics_path(params, name, row)
-            jobs.append(
-                Job(
-                    rule="evaluate",
-                    name=job_name("evaluate", direction=name, row=row),
-                    args=f"--params {pf} --checkpoint {_q(ck)} "
-                    f"--manifest {_q(data_dir(params, tgt))} --out {_q(met)}",
-                    inputs=(ck, manifest_path(params, tgt), meta_path(params, tgt)),
-                    outputs=(met,),
-                    param_keys=STAGE_PARAMS["evaluate"],
-                    dvc_metrics=(met,),
-                    wildcards={"direction": name, "row": row},
-                    gpu=True,
+            for row in finetune_rows(params):
+                spec = row_spec(params, row)
+                out = L.checkpoint_path(params, name, row, seed)
+                jobs.append(
+                    Job(
+                        rule="finetune",
+                        name=job_name("finetune", row=row, **sw),
+                        args=f"--params {pf} {seed_arg} --variant {spec['variant']} "
+                        f"--clusters {spec['clusters']} --init {_q(ckpt)} "
+                        f"--target {_q(L.data_dir(params, tgt))} --out {_q(out)} "
+                        f"--row {row} --resume",
+                        inputs=(ckpt, *tgt_inputs),
+                        outputs=(out,),
+                        param_keys=STAGE_PARAMS["finetune"],
+                        dvc_outs=_run_outs(params, name, row, seed),
+                        wildcards={**sw, "row": row},
+                        gpu=True,
+                    )
                 )
-            )
+            for row in rows_for(params):
+                ck = L.checkpoint_path(params, name, row, seed)
+                met = L.metrics_path(params, name, row, seed)
+                jobs.append(
+                    Job(
+                        rule="evaluate",
+                        name=job_name("evaluate", row=row, **sw),
+                        args=f"--params {pf} --checkpoint {_q(ck)} "
+                        f"--manifest {_q(L.data_dir(params, tgt))} --out {_q(met)}",
+                        inputs=(ck, *tgt_inputs),
+                        outputs=(met,),
+                        param_keys=STAGE_PARAMS["evaluate"],
+                        dvc_metrics=(met,),
+                        wildcards={**sw, "row": row},
+                        gpu=True,
+                    )
+                )
     metrics = [
-        metrics_path(params, d["name"], r) for d in params["directions"] for r in rows_for(params)
+        m for d in params["directions"] for r in rows_for(params)
+        for m in L.metrics_paths(params, d["name"], r)
     ]
-    tables = table_paths(params)
+    tables = L.table_paths(params)
     jobs.append(
         Job(
             rule="table",
@@ -261,23 +222,21 @@ def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
             dvc_outs=tuple((t, {"cache": False}) for t in tables),
         )
     )
-    ckpts = [
-        checkpoint_path(params, d["name"], r)
+    trained = [
+        (d["name"], r, s)
         for d in params["directions"]
+        for s in L.seeds(params)
         for r in [PRETRAIN_ROW, *finetune_rows(params)]
     ]
-    epochs = [
-        epochs_path(params, d["name"], r)
-        for d in params["directions"]
-        for r in [PRETRAIN_ROW, *finetune_rows(params)]
-    ]
-    manifests = [manifest_path(params, ds) for ds in used_datasets(params)]
-    figs = figure_paths(params)
+    ckpts = [L.checkpoint_path(params, *t) for t in trained]
+    epochs = [L.epochs_path(params, *t) for t in trained]
+    manifests = [L.manifest_path(params, ds) for ds in used_datasets(params)]
+    figs = L.figure_paths(params)
     jobs.append(
         Job(
             rule="figures",
             name=job_name("figures"),
-            args=f"--params {pf} --out {_q(figures_dir(params))}",
+            args=f"--params {pf} --out {_q(L.figures_dir(params))}",
             inputs=tuple(manifests + ckpts + metrics),
             outputs=tuple(figs),
             param_keys=STAGE_PARAMS["figures"],
@@ -292,7 +251,7 @@ def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
 
 def _prepare_job(params: dict[str, Any], params_file: str, ds: str) -> Job:
     kind = params["datasets"][ds]["kind"]
-    out = data_dir(params, ds)
+    out = layout.data_dir(params, ds)
     # every option (root with ${VAR} expanded, cuhk03_type, synthetic sizes) comes from
     # datasets.<ds> in the params file: no machine-specific path in dvc.yaml
     args = f"{kind} --params {_q(params_file)} --dataset {_q(ds)} --out {_q(out)}"
@@ -301,18 +260,18 @@ def _prepare_job(params: dict[str, Any], params_file: str, ds: str) -> Job:
         name=job_name("prepare", dataset=ds),
         args=args,
         inputs=(),
-        outputs=(manifest_path(params, ds), meta_path(params, ds)),
+        outputs=(layout.manifest_path(params, ds), layout.meta_path(params, ds)),
         param_keys=(f"datasets.{ds}",),
         dvc_outs=((out, {"cache": True}),),
         wildcards={"dataset": ds},
     )
 
 
-def _run_outs(params: dict[str, Any], direction: str, row: str) -> tuple[tuple[str, dict], ...]:
+def _run_outs(params: dict[str, Any], direction: str, row: str, seed: int) -> tuple[tuple[str, dict], ...]:
     # epochs.jsonl is appended epoch by epoch and must survive a resumed run: persist
     return (
-        (checkpoint_path(params, direction, row), {"cache": True}),
-        (epochs_path(params, direction, row), {"cache": False, "persist": True}),
+        (layout.checkpoint_path(params, direction, row, seed), {"cache": True}),
+        (layout.epochs_path(params, direction, row, seed), {"cache": False, "persist": True}),
     )
 
 
@@ -358,10 +317,6 @@ def relative_params_file(path: str | os.PathLike[str], workdir: str | os.PathLik
         return p.relative_to(Path(workdir).absolute()).as_posix()
     except ValueError:
         return p.as_posix()
-
-
-def _p(*parts: str) -> str:
-    return "/".join(s.rstrip("/") for s in parts if s not in ("", "."))
 
 
 def _q(value: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lf2 import layout
 from lf2.config import load_params, row_spec, rows_for
 from lf2.errors import LF2Error
 from lf2.report.curves import (
@@ -66,11 +67,15 @@ def _epoch_record(stage: str, row: str, epoch: int, variant: str, k: int = 2,
     return rec
 
 
+def _run_file(params: dict, direction: str, row: str, name: str = "epochs.jsonl") -> Path:
+    seed = layout.reference_seed(params)
+    return Path(layout.run_dir(params, direction, row, seed)) / name
+
+
 def _write_logs_and_metrics(params: dict, epochs: int = 4) -> None:
-    runs = Path(params["paths"]["runs"])
-    mdir = Path(params["paths"]["results"]) / "metrics"
+    seed = layout.reference_seed(params)
     for i, d in enumerate(params["directions"]):
-        pre = runs / d["name"] / "pretrain" / "epochs.jsonl"
+        pre = _run_file(params, d["name"], "pretrain")
         pre.parent.mkdir(parents=True, exist_ok=True)
         pre.write_text("".join(json.dumps(_epoch_record("pretrain", "pretrain", e, "pretrain")) + "\n"
                                for e in range(1, epochs + 1)))
@@ -79,12 +84,12 @@ def _write_logs_and_metrics(params: dict, epochs: int = 4) -> None:
             base = 0.1 * (j + 1) + 0.02 * i
             m = {"mAP": base, "rank1": base + 0.05, "rank5": base + 0.1, "rank10": base + 0.15,
                  "cmc": [min(1.0, base + 0.05 + 0.02 * r) for r in range(50)], "rerank": False}
-            p = mdir / d["name"] / f"{row}.json"
+            p = Path(layout.metrics_path(params, d["name"], row, seed))
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(m))
             if variant == "direct":
                 continue
-            log = runs / d["name"] / row / "epochs.jsonl"
+            log = _run_file(params, d["name"], row)
             log.parent.mkdir(parents=True, exist_ok=True)
             recs = [_epoch_record("finetune", row, e, variant, shift=0.04 * j + 0.01 * i)
                     for e in range(1, epochs + 1)]
@@ -125,7 +130,7 @@ def test_artifact_figures_written(params: dict, tmp_path: Path) -> None:
 
 def test_load_epochs_last_record_wins_and_errors(params: dict, tmp_path: Path) -> None:
     _write_logs_and_metrics(params)
-    recs = load_epochs(Path(params["paths"]["runs"]) / "A-to-B" / "lf2_m48" / "epochs.jsonl")
+    recs = load_epochs(_run_file(params, "A-to-B", "lf2_m48"))
     assert [r["epoch"] for r in recs] == [1, 2, 3, 4]
     assert recs[1]["lr"] == 1.0  # epoch 2 was logged again later in the file
     bad = tmp_path / "bad.jsonl"
@@ -138,11 +143,11 @@ def test_load_epochs_last_record_wins_and_errors(params: dict, tmp_path: Path) -
 
 def test_missing_log_or_metrics_is_named(params: dict, tmp_path: Path) -> None:
     _write_logs_and_metrics(params)
-    victim = Path(params["paths"]["runs"]) / "B-to-A" / "no_fm" / "epochs.jsonl"
+    victim = _run_file(params, "B-to-A", "no_fm")
     victim.unlink()
     with pytest.raises(LF2Error, match=str(victim)):
         draw_figures(params, tmp_path / "f", ["cluster_consistency"])
-    m = Path(params["paths"]["results"]) / "metrics" / "A-to-B" / "direct.json"
+    m = Path(layout.metrics_path(params, "A-to-B", "direct", layout.reference_seed(params)))
     m.unlink()
     with pytest.raises(LF2Error, match=str(m)):
         draw_figures(params, tmp_path / "f", ["cmc"])
@@ -250,7 +255,6 @@ def _tiny_checkpoints(params: dict, rows: list[str] | None = None) -> None:
     from lf2.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    runs = Path(params["paths"]["runs"])
     d0 = params["directions"][0]["name"]
     student = ReIDNet(arch="resnet18", pretrained=False, last_stride=1, num_parts=2).eval()
     teacher = ReIDNet(arch="resnet18", pretrained=False, last_stride=1, num_parts=2).eval()
@@ -259,12 +263,13 @@ def _tiny_checkpoints(params: dict, rows: list[str] | None = None) -> None:
     for row in rows or ["direct", *rows_for(params)[1:]]:
         lf2 = row_spec(params, row)["variant"] == "lf2"
         pre = row == "direct"
-        save_checkpoint(runs / d0 / ("pretrain" if pre else row) / "model.pt", {
+        save_checkpoint(_run_file(params, d0, row, "model.pt"), {
             "stage": "pretrain" if pre else "finetune", "row": "pretrain" if pre else row,
             "model_config": cfg, "student": student.state_dict(),
             "teacher": None if pre else teacher.state_dict(),
             "fusion": fusion.state_dict() if lf2 else None, "params": params, "epoch": 1,
             "meta": {"fusion": fusion.config()} if lf2 else {}})
+    runs = Path(params["paths"]["runs"])
     for d in params["directions"][1:]:
         shutil.copytree(runs / d0, runs / d["name"], dirs_exist_ok=True)
 
@@ -290,9 +295,9 @@ def test_gradcam_needs_fusion_weights(params: dict) -> None:
     params["directions"] = params["directions"][:1]
     _tiny_dataset(Path(params["paths"]["data"]), "synth_b")
     _tiny_checkpoints(params, rows=["baseline"])
-    lf2 = Path(params["paths"]["runs"]) / "A-to-B" / "lf2_m48" / "model.pt"
+    lf2 = _run_file(params, "A-to-B", "lf2_m48", "model.pt")
     lf2.parent.mkdir(parents=True)
-    shutil.copy(Path(params["paths"]["runs"]) / "A-to-B" / "baseline" / "model.pt", lf2)
+    shutil.copy(_run_file(params, "A-to-B", "baseline", "model.pt"), lf2)
     with pytest.raises(LF2Error, match="no Fusion Module"):
         draw_figures(params, Path(params["paths"]["results"]) / "f", ["gradcam"], num_images=1)
 
@@ -315,7 +320,7 @@ def test_cli_figures(params: dict, tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.slow
 def test_tsne_features_are_flip_summed_normalised_global_features() -> None:
     from lf2.models.net import ReIDNet
-    from lf2.report.figures import to_input
+    from lf2.report.plot import to_input
     from lf2.report.tsne import global_features
 
     torch.manual_seed(0)

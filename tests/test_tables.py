@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lf2 import layout
 from lf2.cli import main
 from lf2.config import load_params, rows_for
 from lf2.errors import LF2Error
@@ -40,12 +41,16 @@ def _metrics(i: int, j: int) -> dict:
     }
 
 
-def _write_fake_metrics(params: dict, mdir: Path) -> dict[tuple[str, str], dict]:
+def _metrics_file(params: dict, direction: str, row: str) -> Path:
+    return Path(layout.metrics_paths(params, direction, row)[0])
+
+
+def _write_fake_metrics(params: dict) -> dict[tuple[str, str], dict]:
     out = {}
     for i, d in enumerate(params["directions"]):
         for j, row in enumerate(rows_for(params)):
             m = _metrics(i, j)
-            p = mdir / d["name"] / f"{row}.json"
+            p = _metrics_file(params, d["name"], row)
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(m))
             out[(d["name"], row)] = m
@@ -125,8 +130,7 @@ def test_pct_rounds_half_up_to_one_decimal() -> None:
 
 
 def test_table2_values_order_and_rounding(params: dict, tmp_path: Path) -> None:
-    mdir = tmp_path / "results" / "metrics"
-    _write_fake_metrics(params, mdir)
+    _write_fake_metrics(params)
     t2 = build_table2(params, collect_metrics(params))
     assert t2["Method"].tolist() == [
         "Direct transfer", "Baseline (only L_ReID^t)", "LF² w/o FM",
@@ -142,7 +146,7 @@ def test_table2_values_order_and_rounding(params: dict, tmp_path: Path) -> None:
 
 
 def test_write_tables_files(params: dict, tmp_path: Path) -> None:
-    _write_fake_metrics(params, tmp_path / "results" / "metrics")
+    _write_fake_metrics(params)
     out = tmp_path / "results" / "table2.csv"
     written = write_tables(params, out)
     assert [p.name for p in written] == ["table2.csv", "table2.md", "table1.csv"]
@@ -171,7 +175,7 @@ def test_write_tables_files(params: dict, tmp_path: Path) -> None:
 
 def test_real_data_put_ours_beside_paper(params: dict, tmp_path: Path) -> None:
     real = _real(params)
-    _write_fake_metrics(real, tmp_path / "results" / "metrics")
+    _write_fake_metrics(real)
     write_tables(real, tmp_path / "results" / "table2.csv")
     md = (tmp_path / "results" / "table2.md").read_text(encoding="utf-8")
     assert "(the paper's M-to-D)" in md and "(the paper's D-to-M)" in md
@@ -195,8 +199,8 @@ def test_reference_row_falls_back_to_nearest_m(params: dict) -> None:
 
 
 def test_missing_metrics_file_is_named(params: dict, tmp_path: Path) -> None:
-    _write_fake_metrics(params, tmp_path / "results" / "metrics")
-    victim = tmp_path / "results" / "metrics" / "B-to-A" / "no_fm.json"
+    _write_fake_metrics(params)
+    victim = _metrics_file(params, "B-to-A", "no_fm")
     victim.unlink()
     with pytest.raises(LF2Error, match=str(victim)):
         write_tables(params, tmp_path / "results" / "table2.csv")
@@ -204,8 +208,8 @@ def test_missing_metrics_file_is_named(params: dict, tmp_path: Path) -> None:
 
 
 def test_bad_metrics_value(params: dict, tmp_path: Path) -> None:
-    _write_fake_metrics(params, tmp_path / "results" / "metrics")
-    p = tmp_path / "results" / "metrics" / "A-to-B" / "direct.json"
+    _write_fake_metrics(params)
+    p = _metrics_file(params, "A-to-B", "direct")
     p.write_text(json.dumps({**json.loads(p.read_text()), "mAP": 83.2}))
     with pytest.raises(LF2Error, match=r"'mAP' is 83.2; expected a fraction"):
         collect_metrics(params)
@@ -219,6 +223,6 @@ def test_cli_table(params: dict, tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = tmp_path / "results" / "table2.csv"
     assert main(["table", "--params", str(pfile), "--out", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
-    _write_fake_metrics(params, tmp_path / "results" / "metrics")
+    _write_fake_metrics(params)
     assert main(["table", "--params", str(pfile), "--out", str(out)]) == 0
     assert out.is_file() and out.with_name("table1.csv").is_file()

@@ -24,10 +24,9 @@ import yaml
 from lf2.config import load_params, rows_for
 from lf2.dvcgen import dvc_stages, render_dvc_yaml
 from lf2.errors import ParamsError
+from lf2.layout import FIGURE_KINDS, checkpoint_path, metrics_paths
 from lf2.workflow_dag import (
-    FIGURE_KINDS,
     build_jobs,
-    checkpoint_path,
     final_targets,
     find_job,
     job_index,
@@ -182,25 +181,28 @@ def test_jobs_are_in_topological_order(default_params):
 
 def test_job_commands_follow_the_contract(default_params):
     index = job_index(build_jobs(default_params, "params/default.yaml"))
-    ft = find_job(index, "finetune", {"direction": "A-to-B", "row": "lf2_m48"})
+    ft = find_job(index, "finetune", {"direction": "A-to-B", "row": "lf2_m48", "seed": "0"})
     assert ft.cmd == (
-        "lf2 finetune --params params/default.yaml --variant lf2 --clusters 48 "
-        "--init runs/A-to-B/pretrain/model.pt --target data/synth_b "
-        "--out runs/A-to-B/lf2_m48/model.pt --row lf2_m48 --resume"
+        "lf2 finetune --params params/default.yaml --set seed=0 --variant lf2 --clusters 48 "
+        "--init runs/A-to-B/pretrain/seed0/model.pt --target data/synth_b "
+        "--out runs/A-to-B/lf2_m48/seed0/model.pt --row lf2_m48 --resume"
     )
-    base = find_job(index, "finetune", {"direction": "B-to-A", "row": "baseline"})
+    base = find_job(index, "finetune", {"direction": "B-to-A", "row": "baseline", "seed": "0"})
     assert "--variant baseline --clusters 48" in base.cmd and "--target data/synth_a" in base.cmd
-    direct = find_job(index, "evaluate", {"direction": "A-to-B", "row": "direct"})
+    direct = find_job(index, "evaluate", {"direction": "A-to-B", "row": "direct", "seed": "0"})
     assert direct.cmd == (
-        "lf2 evaluate --params params/default.yaml --checkpoint runs/A-to-B/pretrain/model.pt "
-        "--manifest data/synth_b --out results/metrics/A-to-B/direct.json"
+        "lf2 evaluate --params params/default.yaml "
+        "--checkpoint runs/A-to-B/pretrain/seed0/model.pt "
+        "--manifest data/synth_b --out results/metrics/A-to-B/direct/seed0.json"
     )
-    pre = find_job(index, "pretrain", {"direction": "B-to-A"})
-    assert pre.cmd.startswith("lf2 pretrain --params params/default.yaml --source data/synth_b ")
-    assert pre.outputs == ("runs/B-to-A/pretrain/model.pt",)
+    pre = find_job(index, "pretrain", {"direction": "B-to-A", "seed": "0"})
+    assert pre.cmd.startswith(
+        "lf2 pretrain --params params/default.yaml --set seed=0 --source data/synth_b "
+    )
+    assert pre.outputs == ("runs/B-to-A/pretrain/seed0/model.pt",)
     assert (
-        pre.log == "logs/pretrain--B-to-A.log"
-        and pre.benchmark == "benchmarks/pretrain--B-to-A.tsv"
+        pre.log == "logs/pretrain--B-to-A--seed0.log"
+        and pre.benchmark == "logs/benchmarks/pretrain--B-to-A--seed0.tsv"
     )
     prep = find_job(index, "prepare", {"dataset": "synth_a"})
     assert (
@@ -214,7 +216,26 @@ def test_job_commands_follow_the_contract(default_params):
     assert figures.cmd == "lf2 figures --params params/default.yaml --out results/figures"
     assert len(figures.outputs) == 2 * len(FIGURE_KINDS)
     with pytest.raises(KeyError):
-        find_job(index, "finetune", {"direction": "A-to-B", "row": "direct"})
+        find_job(index, "finetune", {"direction": "A-to-B", "row": "direct", "seed": "0"})
+
+
+def test_every_seed_is_a_job_and_fine_tuning_pairs_with_its_pretraining(default_params):
+    params = load_params(ROOT / "params" / "default.yaml", ["rows.seeds=[0, 3]"])
+    jobs = build_jobs(params, "params/default.yaml")
+    single = Counter(j.rule for j in build_jobs(default_params, "params/default.yaml"))
+    counts = Counter(j.rule for j in jobs)
+    for rule in ("pretrain", "finetune", "evaluate"):
+        assert counts[rule] == 2 * single[rule]
+    index = job_index(jobs)
+    ft = find_job(index, "finetune", {"direction": "A-to-B", "row": "baseline", "seed": "3"})
+    assert "--set seed=3 " in ft.cmd and ft.inputs[0] == "runs/A-to-B/pretrain/seed3/model.pt"
+    assert ft.outputs == ("runs/A-to-B/baseline/seed3/model.pt",)
+    direct = find_job(index, "evaluate", {"direction": "B-to-A", "row": "direct", "seed": "3"})
+    assert direct.inputs[0] == "runs/B-to-A/pretrain/seed3/model.pt"
+    assert direct.outputs == ("results/metrics/B-to-A/direct/seed3.json",)
+    table = find_job(index, "table", {})
+    assert set(metrics_paths(params, "A-to-B", "no_fm")) <= set(table.inputs)
+    assert len(table.inputs) == 2 * 2 * len(rows_for(params))
 
 
 def test_state_file_is_never_an_output(default_params):
@@ -232,14 +253,14 @@ def test_real_datasets_take_options_from_params():
         "lf2 prepare dukemtmc --params params/paper.yaml --dataset duke --out data/duke",
         "lf2 prepare market1501 --params params/paper.yaml --dataset market --out data/market",
     ]
-    assert checkpoint_path(params, "D-to-M", "direct") == "runs/D-to-M/pretrain/model.pt"
+    assert checkpoint_path(params, "D-to-M", "direct", 0) == "runs/D-to-M/pretrain/seed0/model.pt"
     assert "${" not in render_dvc_yaml(params, "params/paper.yaml")
 
 
 def test_paths_with_spaces_are_quoted(default_params):
     params = load_params(ROOT / "params" / "default.yaml", ["paths.runs=my runs"])
     job = next(j for j in build_jobs(params, "params/default.yaml") if j.rule == "pretrain")
-    assert "--out 'my runs/A-to-B/pretrain/model.pt'" in job.cmd
+    assert "--out 'my runs/A-to-B/pretrain/seed0/model.pt'" in job.cmd
 
 
 def test_relative_params_file(tmp_path):
@@ -286,8 +307,8 @@ def test_dvc_stages_match_jobs(default_params):
     stages = dvc_stages(default_params, "params/default.yaml")
     jobs = build_jobs(default_params, "params/default.yaml")
     assert list(stages) == [j.name for j in jobs]
-    ft = stages["finetune--A-to-B--lf2_m48"]
-    assert ft["deps"][-1] == "lf2" and "runs/A-to-B/pretrain/model.pt" in ft["deps"]
+    ft = stages["finetune--A-to-B--lf2_m48--seed0"]
+    assert ft["deps"][-1] == "lf2" and "runs/A-to-B/pretrain/seed0/model.pt" in ft["deps"]
     assert ft["params"] == [
         {
             "params/default.yaml": [
@@ -304,19 +325,22 @@ def test_dvc_stages_match_jobs(default_params):
         }
     ]
     assert (
-        "input.random_erasing" not in stages["pretrain--A-to-B"]["params"][0]["params/default.yaml"]
+        "input.random_erasing"
+        not in stages["pretrain--A-to-B--seed0"]["params"][0]["params/default.yaml"]
     )
-    assert ft["outs"][0] == "runs/A-to-B/lf2_m48/model.pt"  # cached (DVC default)
-    assert ft["outs"][1] == {"runs/A-to-B/lf2_m48/epochs.jsonl": {"cache": False, "persist": True}}
-    ev = stages["evaluate--B-to-A--direct"]
-    assert ev["metrics"] == [{"results/metrics/B-to-A/direct.json": {"cache": False}}]
+    assert ft["outs"][0] == "runs/A-to-B/lf2_m48/seed0/model.pt"  # cached (DVC default)
+    assert ft["outs"][1] == {
+        "runs/A-to-B/lf2_m48/seed0/epochs.jsonl": {"cache": False, "persist": True}
+    }
+    ev = stages["evaluate--B-to-A--direct--seed0"]
+    assert ev["metrics"] == [{"results/metrics/B-to-A/direct/seed0.json": {"cache": False}}]
     assert "outs" not in ev
     assert stages["prepare--synth_a"]["outs"] == ["data/synth_a"]
     fig = stages["figures"]
     assert {next(iter(p)) for p in fig["plots"]} == {
         f"results/figures/{k}.png" for k in FIGURE_KINDS
     }
-    assert "runs/A-to-B/lf2_m48/epochs.jsonl" in fig["deps"]
+    assert "runs/A-to-B/lf2_m48/seed0/epochs.jsonl" in fig["deps"]
     raw = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
     for stage in stages.values():  # every tracked key exists in the file (else DVC: missing)
         for key in stage["params"][0]["params/default.yaml"]:
@@ -339,8 +363,8 @@ def test_dvc_reads_the_generated_pipeline(tmp_path):
     assert res.returncode == 0, res.stderr
     for name in (
         "prepare--synth_a",
-        "finetune--B-to-A--lf2_m64",
-        "evaluate--A-to-B--direct",
+        "finetune--B-to-A--lf2_m64--seed0",
+        "evaluate--A-to-B--direct--seed0",
         "figures",
     ):
         assert name in res.stdout
@@ -372,8 +396,8 @@ def test_dry_run_default_lists_all_jobs(dry_work, default_params):
         s["cmd"] for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
     }
     assert set(shell_commands(out)) == dvc_cmds
-    assert "logs/finetune--A-to-B--lf2_m64.log" in out
-    assert "benchmarks/evaluate--B-to-A--direct.tsv" in out
+    assert "logs/finetune--A-to-B--lf2_m64--seed0.log" in out
+    assert "logs/benchmarks/evaluate--B-to-A--direct--seed0.tsv" in out
 
 
 def test_dry_run_smoke_config(dry_work):
@@ -392,11 +416,11 @@ def test_dry_run_smoke_config(dry_work):
 
 
 def test_dry_run_of_one_row_target(dry_work):
-    res = snakemake(dry_work, "-n", "-c2", "-p", "results/metrics/B-to-A/lf2_m32.json")
+    res = snakemake(dry_work, "-n", "-c2", "-p", "results/metrics/B-to-A/lf2_m32/seed0.json")
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
     assert job_counts(out) == {"prepare": 2, "pretrain": 1, "finetune": 1, "evaluate": 1}
-    assert "--params params/default.yaml --variant lf2 --clusters 32" in out
+    assert "--params params/default.yaml --set seed=0 --variant lf2 --clusters 32" in out
 
 
 def test_dry_run_paper_config_resolves_roots(dry_work):
@@ -407,7 +431,7 @@ def test_dry_run_paper_config_resolves_roots(dry_work):
     out = res.stdout + res.stderr
     assert job_counts(out)["finetune"] == 10
     assert "lf2 prepare market1501 --params params/paper.yaml --dataset market" in out
-    assert "results/metrics/M-to-D/lf2_m900.json" in out
+    assert "results/metrics/M-to-D/lf2_m900/seed0.json" in out
 
 
 def test_invalid_params_fail_before_any_job(dry_work):
@@ -429,7 +453,7 @@ def test_config_may_set_only_workflow_keys(dry_work):
 
 def test_gpu_slot_wraps_gpu_jobs_only(dry_work):
     res = snakemake(
-        dry_work, "-n", "-c2", "-p", "results/metrics/A-to-B/direct.json",
+        dry_work, "-n", "-c2", "-p", "results/metrics/A-to-B/direct/seed0.json",
         "--config", "workflow={gpu_slot: true, gpus: 3}",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr + res.stdout
@@ -533,7 +557,7 @@ def test_snakemake_then_dvc_agree(tmp_path):
     for target in final_targets(load_params(work / "params" / "default.yaml")):
         assert (work / target).is_file(), target
     assert len(list((work / "logs").glob("*.log"))) == 28
-    assert len(list((work / "benchmarks").glob("*.tsv"))) == 28
+    assert len(list((work / "logs" / "benchmarks").glob("*.tsv"))) == 28
     res = snakemake(work, "-n", env=env)
     assert "Nothing to be done" in res.stdout + res.stderr
 
@@ -596,7 +620,8 @@ def test_end_to_end_smoke(tmp_path):
         assert (work / target).is_file() and (work / target).stat().st_size > 0, target
     table = (work / "results" / "table2.csv").read_text()
     for row in rows_for(params):
-        assert (work / "results" / "metrics" / "A-to-B" / f"{row}.json").is_file()
+        for path in metrics_paths(params, "A-to-B", row):
+            assert (work / path).is_file(), path
     assert table.strip()
     res = snakemake(work, "-n", "-c2", "--configfile", "params/smoke.yaml")
     assert "Nothing to be done" in res.stdout + res.stderr

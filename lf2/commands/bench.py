@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sizes = parser.add_argument_group("sizes (override the scale's defaults)")
     sizes.add_argument("--steps", type=int, help="timed training steps per run")
     sizes.add_argument("--warmup", type=int, help="untimed training steps per run")
-    sizes.add_argument("--variants", type=_names, help="fine-tune variants (baseline,no_fm,lf2)")
+    sizes.add_argument("--variants", type=_names, help="fine-tune variants (default: all of lf2/train/variants.py)")
     sizes.add_argument("--samplings", type=_names, help="fine-tune samplings (shared,per_label)")
     sizes.add_argument("--data-images", type=int, help="images in the data-path comparison")
     sizes.add_argument("--data-batches", type=int, help="cached batches timed in the data path")

@@ -10,7 +10,7 @@ params' ``device``: the GPU when there is one). The metrics JSON is written atom
 included, counts as ``rerank``), and ``timings.extract`` is 0 with ``--features``.
 
 Settings come from, in order: the flags, ``--params`` (with ``--set``), the params stored
-in the checkpoint, the built-in defaults (no re-ranking, k1=20, k2=6, lambda=0.3).
+in the checkpoint, the schema's defaults of the ``evaluate`` section.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 from lf2.commands._common import add_overrides_argument
 
 SPLIT_NOTE = "query/gallery test split"
-DEFAULTS = {"rerank": False, "k1": 20, "k2": 6, "lambda": 0.3, "batch_size": 128}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,9 +152,7 @@ def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float])
     model.to(device)
     inp = (ckpt.get("params") or params).get("input", {})
     height, width = _input_size(inp, args.checkpoint)
-    batch_size = args.batch_size or params.get("evaluate", {}).get(
-        "batch_size", DEFAULTS["batch_size"]
-    )
+    batch_size = args.batch_size or _evaluate_section(params)["batch_size"]
     flip = not args.no_flip and bool(params.get("model", {}).get("flip_test", True))
     amp = resolve_precision(params.get("precision", "auto"), device) is not None
     workers = int(params.get("input", {}).get("workers", 0))
@@ -241,19 +238,26 @@ def _params(args: argparse.Namespace, stored: dict | None) -> dict:
 
 
 def _settings(args: argparse.Namespace, params: dict) -> dict:
+    from lf2.config import k_bound_problem
     from lf2.errors import ParamsError
 
-    ev = {**DEFAULTS, **(params.get("evaluate") or {})}
+    ev = _evaluate_section(params)
     if args.rerank is not None:
         ev["rerank"] = args.rerank
-    k1, k2, lam = ev["k1"], ev["k2"], ev["lambda"]
-    if not (isinstance(k1, int) and k1 >= 1 and isinstance(k2, int) and 1 <= k2 <= k1 + 1):
-        raise ParamsError(
-            f"evaluate.k1={k1!r}, evaluate.k2={k2!r}: expected integers with 1 <= k2 <= k1 + 1"
-        )
+    lam = ev["lambda"]
+    problem = k_bound_problem("evaluate", ev["k1"], ev["k2"])
+    if problem:
+        raise ParamsError(problem)
     if not 0.0 <= float(lam) <= 1.0:
         raise ParamsError(f"evaluate.lambda={lam!r}: expected a number in [0, 1]")
     return ev
+
+
+def _evaluate_section(params: dict) -> dict:
+    """``params.evaluate`` over the schema's defaults (stored params may predate a key)."""
+    from lf2.config import section_defaults
+
+    return {**section_defaults("evaluate"), **(params.get("evaluate") or {})}
 
 
 def _input_size(inp: dict, path: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, type=Path, help="prepared source dataset (manifest dir)")
     parser.add_argument("--target", type=Path, default=None,
                         help="prepared target dataset; only read when pretrain.target_bn is on")
-    parser.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. runs/A-to-B/pretrain/model.pt")
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. runs/A-to-B/pretrain/seed0/model.pt")
     add_resume_argument(parser)
 
 

@@ -18,11 +18,11 @@ import pandas as pd
 
 from lf2.errors import DatasetError
 from lf2.io import atomic_path, read_json, write_json
+from lf2.layout import MANIFEST_FILE as MANIFEST_NAME
+from lf2.layout import META_FILE as META_NAME
 
 COLUMNS = ("split", "path", "pid", "camid")
 SPLITS = ("train", "query", "gallery")
-MANIFEST_NAME = "manifest.csv"
-META_NAME = "meta.json"
 
 
 @dataclass

@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lf2 import layout
+from lf2.config import trained_rows
 from lf2.errors import LF2Error
-from lf2.report.figures import (
+from lf2.report.plot import (
+    figure_epochs,
     integer_epochs,
     label_colours,
     new_figure,
     row_label,
-    run_dir,
     shared_legend,
 )
 
@@ -68,12 +70,6 @@ def _loss_value(rec: dict[str, Any], key: str) -> float:
     return float(v)
 
 
-def _finetune_rows(params: dict) -> list[str]:
-    from lf2.config import rows_for
-
-    return [r for r in rows_for(params) if r != "direct"]
-
-
 # ----------------------------------------------------------------------------- CMC
 
 
@@ -110,15 +106,17 @@ def plot_cmc(
     return fig
 
 
-def cmc_figure(params: dict, metrics_dir: str | os.PathLike[str]) -> Any:
+def cmc_figure(params: dict) -> Any:
+    """CMC of every row from the reference seed's metrics files."""
     from lf2.config import rows_for
-    from lf2.report.tables import load_metrics, metrics_path
+    from lf2.report.tables import load_metrics
 
+    seed = layout.reference_seed(params)
     curves: dict[str, dict[str, list[float]]] = {}
     for d in params["directions"]:
         curves[d["name"]] = {}
         for row in rows_for(params):
-            path = metrics_path(metrics_dir, d["name"], row)
+            path = layout.metrics_path(params, d["name"], row, seed)
             cmc = load_metrics(path).get("cmc")
             if not isinstance(cmc, list) or not cmc:
                 raise LF2Error(f"metrics file {path}: key 'cmc' must be a non-empty list of fractions")
@@ -194,16 +192,16 @@ def plot_training_curves(
     return fig
 
 
-def training_curves_figure(params: dict, runs_dir: str | os.PathLike[str] | None = None) -> Any:
+def training_curves_figure(params: dict) -> Any:
     finetune: dict[str, dict[str, list[dict[str, Any]]]] = {}
     pretrain: dict[str, list[dict[str, Any]]] = {}
     for d in params["directions"]:
         name = d["name"]
-        pre = run_dir(params, name, "pretrain", runs_dir) / "epochs.jsonl"
+        pre = figure_epochs(params, name, layout.PRETRAIN_ROW)
         pretrain[name] = [r for r in load_epochs(pre) if r.get("stage", "pretrain") == "pretrain"]
         finetune[name] = {}
-        for row in _finetune_rows(params):
-            log = run_dir(params, name, row, runs_dir) / "epochs.jsonl"
+        for row in trained_rows(params):
+            log = figure_epochs(params, name, row)
             recs = [r for r in load_epochs(log) if r.get("stage", "finetune") == "finetune"]
             finetune[name][row_label(params, row)] = recs
     return plot_training_curves(finetune, pretrain, colours=all_row_colours(params))
@@ -281,16 +279,18 @@ def plot_cluster_consistency(
     return fig
 
 
-def cluster_consistency_figure(params: dict, runs_dir: str | os.PathLike[str] | None = None) -> Any:
+def cluster_consistency_figure(params: dict) -> Any:
     """From the LF² rows and LF² w/o FM (the rows with K+1 pseudo-label sets)."""
     from lf2.config import row_spec
+    from lf2.train.variants import make_variant
 
-    rows = [r for r in _finetune_rows(params) if row_spec(params, r)["variant"] in ("lf2", "no_fm")]
+    k = params["model"]["num_parts"]
+    rows = [r for r in trained_rows(params) if make_variant(row_spec(params, r)["variant"], k).num_sets > 1]
     logs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for d in params["directions"]:
         logs[d["name"]] = {}
         for row in rows:
-            log = run_dir(params, d["name"], row, runs_dir) / "epochs.jsonl"
+            log = figure_epochs(params, d["name"], row)
             recs = [r for r in load_epochs(log) if r.get("stage", "finetune") == "finetune"]
             logs[d["name"]][row_label(params, row)] = recs
     return plot_cluster_consistency(logs, colours=all_row_colours(params))

@@ -17,7 +17,6 @@ Each map is min-max scaled to [0, 1] per image and overlaid on the input's grey 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from lf2.errors import LF2Error
-from lf2.report.figures import (
-    checkpoint_path,
+from lf2.report.plot import (
+    figure_checkpoint,
     figure_device,
     load_images,
     new_figure,
@@ -140,19 +139,17 @@ def plot_gradcam(groups: list[CamGroup], note: str = "") -> Any:
 
 
 def cam_columns(
-    direct: Any, baseline: Any, lf2_teacher: Any, lf2_student: Any, fusion: Any, x: Any
+    models: list[tuple[str, Any]], fused: tuple[str, Any, Any, Any], x: Any
 ) -> dict[str, list[np.ndarray]]:
-    """The Fig. 4 columns for a batch ``x``: DT, Baseline, LF² global and LF² fused per part."""
-    cols = {
-        "DT\n(source model)": global_cams(direct, x),
-        "Baseline\n(teacher)": global_cams(baseline, x),
-        "LF²\n(teacher, global)": global_cams(lf2_teacher, x),
-    }
+    """The Fig. 4 columns for a batch ``x``: one global map per ``(title, model)`` (DT,
+    Baseline, LF² teacher), then ``fused = (prefix, teacher, student, fusion)`` per part."""
+    cols = {title: global_cams(model, x) for title, model in models}
+    prefix, teacher, student, fusion = fused
     k = len(fusion)
     names = {0: "g+u\n(fused upper)", 1: "g+l\n(fused lower)"} if k == 2 else {
         j: f"g+p{j + 1}\n(fused part {j + 1})" for j in range(k)}
-    for j, cam in enumerate(fused_cams(lf2_student, lf2_teacher, fusion, x)):
-        cols[f"LF² {names[j]}"] = cam
+    for j, cam in enumerate(fused_cams(student, teacher, fusion, x)):
+        cols[f"{prefix} {names[j]}"] = cam
     return {t: [c.cpu().numpy() for c in cams] for t, cams in cols.items()}
 
 
@@ -170,43 +167,55 @@ def select_queries(pids: np.ndarray, num: int, seed: int) -> np.ndarray:
 def gradcam_figure(
     params: dict,
     *,
-    runs_dir: str | os.PathLike[str] | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
     num_images: int = 3,
     max_directions: int = 2,
     device: str | None = None,
 ) -> Any:
-    """Fig. 4 for the first ``max_directions`` directions, ``num_images`` queries each."""
-    from lf2.report.tables import reference_lf2_row
+    """Fig. 4 for the first ``max_directions`` directions, ``num_images`` queries each.
+
+    Columns: a global map per :func:`lf2.config.figure_rows` row (teacher weights where the
+    row fine-tunes), then the fused maps of the first figure row whose variant uses FM.
+    """
+    from lf2.config import figure_rows, row_spec
     from lf2.train.checkpoint import load_fusion, load_model
+    from lf2.train.variants import VARIANTS
 
     dev = figure_device(params, device)
     h, w = params["input"]["height"], params["input"]["width"]
     seed = int(params.get("seed", 0))
-    lf2_row = reference_lf2_row(params)
+    shown = [(row, VARIANTS[row_spec(params, row)["variant"]]) for row in figure_rows(params)]
+    fm_rows = [row for row, v in shown if v.uses_fusion]
+    if not fm_rows:
+        raise LF2Error("no figure row uses the Fusion Module; Grad-CAM needs an LF² row")
+    lf2_row, lf2_cls = fm_rows[0], VARIANTS[row_spec(params, fm_rows[0])["variant"]]
     groups: list[CamGroup] = []
     modes: set[str] = set()
     for d in params["directions"][:max_directions]:
         name = d["name"]
-        manifest = target_manifest(params, d, data_dir)
+        manifest = target_manifest(params, d)
         query = manifest.split("query")
         idx = select_queries(query["pid"].to_numpy(), num_images, seed)
         images = load_images([manifest.resolve(p) for p in query["path"].to_numpy()[idx]], h, w)
-        lf2_path = checkpoint_path(params, name, lf2_row, runs_dir)
+        lf2_path = figure_checkpoint(params, name, lf2_row)
         teacher, ckpt = load_model(lf2_path, which="teacher", device=dev)
         fusion = load_fusion(ckpt)
         if fusion is None:
             raise LF2Error(f"checkpoint {lf2_path} has no Fusion Module weights; expected an LF² row")
         fusion = fusion.to(dev).eval()
         student, _ = load_model(lf2_path, which="student", device=dev)
-        direct, _ = load_model(checkpoint_path(params, name, "direct", runs_dir), which="auto", device=dev)
-        baseline, _ = load_model(checkpoint_path(params, name, "baseline", runs_dir), which="teacher",
-                                 device=dev)
+        models = []
+        for row, v in shown:
+            if row == lf2_row:
+                models.append((f"{v.short_label}\n(teacher, global)", teacher))
+                continue
+            which, what = ("teacher", "teacher") if v.trains else ("auto", "source model")
+            model, _ = load_model(figure_checkpoint(params, name, row), which=which, device=dev)
+            models.append((f"{v.short_label}\n({what})", model))
         modes.add(str(getattr(fusion, "mode", "?")))
         x = to_input(images, dev)
         captions = [f"query pid {int(p)}" for p in query["pid"].to_numpy()[idx]]
         groups.append(CamGroup(name, images, captions,
-                               cam_columns(direct, baseline, teacher, student, fusion, x)))
+                               cam_columns(models, (lf2_cls.short_label, teacher, student, fusion), x)))
     note = f"LF² = row {lf2_row}; FM mode: {', '.join(sorted(modes))}"
     if len(params["directions"]) > max_directions:
         note += f"; first {max_directions} directions only"

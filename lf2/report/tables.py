@@ -1,7 +1,8 @@
 """Table II (and our line of Table I) from the metrics JSON files of a run.
 
-Inputs: ``<results>/metrics/<direction>/<row>.json`` for every direction of the params and
-every row of :func:`lf2.config.rows_for`. Outputs: ``table2.csv`` (ours), ``table2.md``
+Inputs: the metrics files of :func:`lf2.layout.metrics_paths` for every direction of the
+params and every row of :func:`lf2.config.rows_for` (one per seed; the tables show the first
+seed's numbers). Outputs: ``table2.csv`` (ours), ``table2.md``
 (ours beside the paper's numbers) and ``table1.csv`` (our LF² line among Table I's methods).
 All numbers are percent with one decimal, from the LAST epoch's checkpoint.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from lf2 import layout
 from lf2.errors import LF2Error
 from lf2.io import atomic_path, atomic_write_text
 from lf2.report.paper import (
@@ -56,25 +58,15 @@ def display_name(params: dict, row: str) -> str:
 
 
 def reference_lf2_row(params: dict) -> str:
-    """The LF² row used where a single LF² line is needed (Table I line, figures).
+    """The LF² row of our Table I line (:func:`lf2.config.reference_row` of ``lf2``)."""
+    from lf2.config import reference_row
 
-    The LF² row at ``rows.ablation_clusters`` (the M_t of Baseline and w/o FM, the paper's
-    700) when it is run; otherwise the LF² row whose M_t is closest to it. Fixed before any
-    result is seen: never chosen by test-set accuracy.
-    """
-    lf2_rows = [r for r in _rows_for(params) if _row_spec(params, r)["variant"] == "lf2"]
-    if not lf2_rows:
-        raise LF2Error("rows.clusters is empty: there is no LF² row to report")
-    target = params["rows"]["ablation_clusters"]
-    return min(lf2_rows, key=lambda r: (abs(int(_row_spec(params, r)["clusters"]) - target), r))
+    return reference_row(params, "lf2")
 
 
-def results_dir(params: dict) -> Path:
-    return Path(params["paths"]["results"])
-
-
-def metrics_path(metrics_dir: str | os.PathLike[str], direction: str, row: str) -> Path:
-    return Path(metrics_dir) / direction / f"{row}.json"
+def table_metrics_path(params: dict, direction: str, row: str) -> str:
+    """The metrics file a table line shows: the first seed's (means over seeds: later)."""
+    return layout.metrics_paths(params, direction, row)[0]
 
 
 # ----------------------------------------------------------------------------- reading metrics
@@ -103,15 +95,12 @@ def load_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def collect_metrics(
-    params: dict, metrics_dir: str | os.PathLike[str] | None = None
-) -> dict[tuple[str, str], dict[str, Any]]:
+def collect_metrics(params: dict) -> dict[tuple[str, str], dict[str, Any]]:
     """``{(direction, row): metrics}`` for every direction and Table II row of the params."""
-    mdir = Path(metrics_dir) if metrics_dir is not None else results_dir(params) / "metrics"
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for d in params["directions"]:
         for row in _rows_for(params):
-            out[(d["name"], row)] = load_metrics(metrics_path(mdir, d["name"], row))
+            out[(d["name"], row)] = load_metrics(table_metrics_path(params, d["name"], row))
     return out
 
 
@@ -189,7 +178,7 @@ def render_table2_md(
     params: dict,
     metrics: dict[tuple[str, str], dict[str, Any]],
     paper: pd.DataFrame,
-    metrics_dir: str | os.PathLike[str] | None = None,
+    sources: bool = False,
 ) -> str:
     """Markdown: our Table II, beside the paper's numbers where the data are the real ones."""
     rows = _rows_for(params)
@@ -253,14 +242,14 @@ def render_table2_md(
                 cells += [_fmt(rec.iloc[0][k]) if not rec.empty else "—" for k in ("mAP", "rank1")]
             body.append(cells)
         out += _md_table(header, body) + [""]
-    if metrics_dir is not None:
+    if sources:
         out += ["## Sources", ""]
         for d in directions:
             for row in rows:
                 m = metrics[(d["name"], row)]
                 ck = m.get("checkpoint") or {}
                 sha = str(ck.get("sha256", ""))[:12] if isinstance(ck, dict) else ""
-                path = metrics_path(metrics_dir, d["name"], row)
+                path = table_metrics_path(params, d["name"], row)
                 out.append(f"- `{path}`" + (f" (checkpoint sha256 {sha}…)" if sha else ""))
         out.append("")
     return "\n".join(out)
@@ -278,19 +267,17 @@ def write_tables(
     params: dict,
     out_csv: str | os.PathLike[str],
     *,
-    metrics_dir: str | os.PathLike[str] | None = None,
     paper_values: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Write ``table2.csv`` at ``out_csv`` and ``table2.md`` / ``table1.csv`` beside it."""
     out = Path(out_csv)
-    mdir = Path(metrics_dir) if metrics_dir is not None else results_dir(params) / "metrics"
-    metrics = collect_metrics(params, mdir)
+    metrics = collect_metrics(params)
     paper = load_paper_values(paper_values)
     t2 = build_table2(params, metrics)
     t1 = build_table1(params, metrics, paper)
-    md = render_table2_md(params, metrics, paper, mdir)
-    md_path = out.with_suffix(".md")
-    t1_path = out.with_name("table1.csv")
+    md = render_table2_md(params, metrics, paper, sources=True)
+    md_path = out.with_name(layout.TABLE2_MD)
+    t1_path = out.with_name(layout.TABLE1_CSV)
     _write_csv(t2, out)
     atomic_write_text(md_path, md)
     _write_csv(t1, t1_path)

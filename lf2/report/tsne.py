@@ -10,15 +10,14 @@ the artifacts, that says how compact the identities are.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lf2.errors import LF2Error
-from lf2.report.figures import (
-    checkpoint_path,
+from lf2.report.plot import (
+    figure_checkpoint,
     figure_device,
     load_images,
     new_figure,
@@ -151,22 +150,20 @@ def plot_tsne(grid: dict[str, list[TsnePanel]]) -> Any:
 def tsne_figure(
     params: dict,
     *,
-    runs_dir: str | os.PathLike[str] | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
     num_ids: int = 20,
     device: str | None = None,
 ) -> Any:
-    """Direct transfer, Baseline and LF² (at ``reference_lf2_row``) for every direction."""
-    from lf2.report.tables import reference_lf2_row
+    """The :func:`lf2.config.figure_rows` (Direct transfer, Baseline, LF²) for every direction."""
+    from lf2.config import figure_rows
     from lf2.train.checkpoint import load_model
 
     dev = figure_device(params, device)
     h, w = params["input"]["height"], params["input"]["width"]
     seed = int(params.get("seed", 0))
-    rows = ["direct", "baseline", reference_lf2_row(params)]
+    rows = figure_rows(params)
     grid: dict[str, list[TsnePanel]] = {}
     for d in params["directions"]:
-        manifest = target_manifest(params, d, data_dir)
+        manifest = target_manifest(params, d)
         table = manifest.table[manifest.table["split"].isin(["query", "gallery"])]
         pids = table["pid"].to_numpy()
         ids = select_identities(pids, num_ids, seed)
@@ -175,7 +172,7 @@ def tsne_figure(
         labels = pids[idx]
         panels = []
         for row in rows:
-            model, _ = load_model(checkpoint_path(params, d["name"], row, runs_dir), which="auto")
+            model, _ = load_model(figure_checkpoint(params, d["name"], row), which="auto")
             feats = global_features(model, images, flip=bool(params["model"].get("flip_test", True)),
                                     batch_size=int(params["evaluate"]["batch_size"]), device=dev)
             panels.append(TsnePanel(row_label(params, row), embed(feats, seed), labels,

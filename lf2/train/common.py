@@ -115,6 +115,7 @@ class RunFiles:
 
 def start_run(params: dict, out: Path, run_info: dict) -> tuple[torch.device, RunFiles]:
     """Device, threads and seeds from params; the run folder with its resolved ``params.yaml``."""
+    from lf2 import layout
     from lf2.io import remove_stale_temporaries
     from lf2.train import runtime
     from lf2.train.records import run_fingerprint, write_resolved_params
@@ -122,11 +123,11 @@ def start_run(params: dict, out: Path, run_info: dict) -> tuple[torch.device, Ru
     device = runtime.resolve_device(params.get("device", "auto"))
     runtime.configure_threads(params.get("threads", 0))
     runtime.seed_everything(int(params.get("seed", 0)))
-    run_dir = Path(out).parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(run_dir)  # left by a killed write; the folder is this run's alone
-    write_resolved_params(run_dir, params, run_info)
-    files = RunFiles(run_dir, run_dir / "state.pt", run_dir / "epochs.jsonl", run_fingerprint(params, run_info))
+    paths = layout.run_files(out)
+    paths["dir"].mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths["dir"])  # left by a killed write; the folder is this run's alone
+    write_resolved_params(paths["params"], params, run_info)
+    files = RunFiles(paths["dir"], paths["state"], paths["epochs"], run_fingerprint(params, run_info))
     return device, files
 
 

@@ -1,4 +1,4 @@
-"""Target-domain fine-tuning (method.md §4): the one loop every Table II row runs.
+"""Target-domain fine-tuning (docs/method.md §4): the one loop every Table II row runs.
 
 Each epoch: (1) extract features of all target training images with the teacher (and,
 for LF², the student's stripes fused by FM); (2) cluster each feature set into M_t
@@ -119,7 +119,8 @@ class FinetuneTrainer:
     def extract(self, batch_size: int = 256) -> EpochFeatures:
         """One pass over the target images computing only the features the variant clusters."""
         teacher, student = self.teacher.model, self.student
-        need_tparts, need_sparts = self.variant.needs_teacher_parts(), self.variant.needs_student_parts()
+        need_tparts = "teacher_parts" in self.variant.features
+        need_sparts = "student_parts" in self.variant.features
         g_all, gbn_all, tp_all, sp_all = [], [], [], []
         with runtime.eval_mode(student, teacher), runtime.autocast(self.device, self.amp):
             for x in self.images.eval_batches(batch_size):
@@ -325,7 +326,7 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
 
     ft, inp = params["finetune"], params["input"]
     v = make_variant(variant, params["model"]["num_parts"])
-    row = row or (f"lf2_m{clusters}" if variant == "lf2" else variant)
+    row = row or v.row_name(clusters)
     device, files = start_run(params, out, {"stage": "finetune", "variant": variant, "clusters": clusters,
                                             "init": str(init), "target": str(target), "row": row})
 

@@ -1,4 +1,4 @@
-"""Supervised source-domain pre-training (method.md §3, Eq. 1-3).
+"""Supervised source-domain pre-training (docs/method.md §3, Eq. 1-3).
 
 L = L_cls + lambda * L_tri on the source identities, Adam with step decay (and an optional
 linear warm-up, the released code's), P x K batches, flip + pad/crop, no random erasing.

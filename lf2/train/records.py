@@ -75,8 +75,9 @@ def run_fingerprint(params: dict, run: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def write_resolved_params(run_dir: str | os.PathLike[str], params: dict, run: dict) -> Path:
-    """``params.yaml`` beside the checkpoint: the params the run used plus what the CLI set."""
-    path = Path(run_dir) / "params.yaml"
+def write_resolved_params(path: str | os.PathLike[str], params: dict, run: dict) -> Path:
+    """``params.yaml`` beside the checkpoint (:func:`lf2.layout.run_files`): the params the run
+    used plus what the CLI set."""
+    path = Path(path)
     atomic_write_text(path, yaml.safe_dump({"run": run, **params}, sort_keys=False))
     return path

@@ -10,18 +10,27 @@ Loss of the paper (Eq. 10): L = alpha * (L_cls + lambda * L_tri) + gamma * sum_j
 When the Fusion Module is trained (``model.fm_mode`` ``paper`` or ``eq5_line2``) the LF²
 variant adds ``fm_loss_weight * sum_j softmax_triplet(FM_j(F^{P_j}, phi_teacher), y_j)``:
 the only way a loss can reach FM's weights (see docs/method-choices.md).
+
+This module is also the REGISTRY of the Table II rows: a variant class carries its name,
+display label, table order, which features it clusters and whether it has a row per M_t;
+:func:`register` adds one. The rows of a params file (``lf2.config.rows_for``), the CLI's
+choices, the tables, the figures and the bench derive from :data:`VARIANTS`. Importing this
+module imports no torch (``lf2 --help`` and the Snakefile stay light).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
-from lf2 import losses
 from lf2.errors import ParamsError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+#: what :meth:`FinetuneTrainer.extract` can compute beyond the teacher's global features
+FEATURES = ("teacher_parts", "student_parts")
 
 
 @dataclass(frozen=True)
@@ -45,16 +54,38 @@ class LossWeights:
 
 @dataclass
 class EpochFeatures:
-    """Features of every target training image, extracted once per epoch (eval mode)."""
+    """Features of every target training image, extracted once per epoch (eval mode).
+
+    The ``FEATURES`` a variant does not list in ``Variant.features`` stay empty lists.
+    """
 
     teacher_global: Tensor          # (N, C) pooled teacher map, phi^{P_0}
     teacher_global_bn: Tensor       # (N, C) the same after BNNeck: the classifier's input space
-    teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes (LF² w/o FM only, else [])
-    student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} (LF² only, else [])
+    teacher_parts: list[Tensor]     # K x (N, C) pooled teacher stripes ("teacher_parts")
+    student_parts: list[Tensor]     # K x (N, C) pooled student stripes F^{P_j} ("student_parts")
 
 
 class Variant:
+    """One Table II row type. Class attributes are the registry entry:
+
+    ``name`` (CLI and row name), ``label`` (display name; ``{m}`` is M_t), ``short_label``
+    (figure column titles), ``order`` (place in
+    the tables), ``features`` (extra :data:`FEATURES` its clustering needs), ``per_clusters``
+    (one row per ``rows.clusters`` value, named ``<name>_m<M>``, instead of one row at
+    ``rows.ablation_clusters``), ``trains`` (False: no fine-tuning run, e.g. Direct transfer),
+    ``in_figures`` (shown in the t-SNE and Grad-CAM figures), ``default_row`` (in Table II
+    unless ``rows.variants`` says otherwise).
+    """
+
     name: str = ""
+    label: str = ""
+    short_label: str = ""  # column titles of the Grad-CAM figure
+    order: int = 100
+    features: frozenset[str] = frozenset()
+    per_clusters: bool = False
+    trains: bool = True
+    in_figures: bool = False
+    default_row: bool = True
     set_names: tuple[str, ...] = ("global",)
     uses_fusion: bool = False
 
@@ -65,11 +96,14 @@ class Variant:
     def num_sets(self) -> int:
         return len(self.set_names)
 
-    def needs_student_parts(self) -> bool:
-        return False
+    @classmethod
+    def display(cls, clusters: int | None) -> str:
+        return cls.label.format(m=clusters)
 
-    def needs_teacher_parts(self) -> bool:
-        return False
+    @classmethod
+    def row_name(cls, clusters: int | None) -> str:
+        """The Table II row: ``<name>_m<M>`` for a row per M_t, else ``<name>``."""
+        return f"{cls.name}_m{clusters}" if cls.per_clusters else cls.name
 
     def needs_teacher_in_step(self, fusion) -> bool:
         return False
@@ -81,6 +115,8 @@ class Variant:
                    teacher_global: Tensor | None = None, fusion=None) -> dict[str, Tensor]:
         """Unweighted loss terms for the label sets in ``sets`` (all of them with shared
         sampling; one per batch with per-label sampling). Weighting is :meth:`total`."""
+        from lf2 import losses
+
         terms: dict[str, Tensor] = {}
         if 0 in sets:
             terms["cls"] = losses.cross_entropy(out.logits, labels[0], label_smoothing=w.label_smoothing)
@@ -108,10 +144,28 @@ class Variant:
         return total
 
 
+class Direct(Variant):
+    """Direct transfer: the source pre-training checkpoint, evaluated without fine-tuning."""
+
+    name = "direct"
+    label = "Direct transfer"
+    short_label = "DT"
+    order = 0
+    trains = False
+    in_figures = True
+
+    def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        raise ParamsError("the direct row does not fine-tune")
+
+
 class Baseline(Variant):
     """Mean teacher; only the teacher's global feature is clustered; L_cls + lambda L_tri."""
 
     name = "baseline"
+    label = "Baseline (only L_ReID^t)"
+    short_label = "Baseline"
+    order = 10
+    in_figures = True
 
     def __init__(self, num_parts: int) -> None:
         super().__init__(num_parts)
@@ -130,6 +184,8 @@ class PartVariant(Variant):
     """
 
     def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
+        from lf2 import losses
+
         terms = super().loss_terms(out, labels, sets, w)
         for j in range(1, self.num_parts + 1):
             if j in sets:
@@ -141,13 +197,14 @@ class NoFM(PartVariant):
     """LF² w/o FM: the teacher's map split into stripes; [global, stripe_1..K] clustered."""
 
     name = "no_fm"
+    label = "LF² w/o FM"
+    short_label = "LF² w/o FM"
+    order = 20
+    features = frozenset({"teacher_parts"})
 
     def __init__(self, num_parts: int) -> None:
         super().__init__(num_parts)
         self.set_names = ("global",) + tuple(f"part{j}" for j in range(1, num_parts + 1))
-
-    def needs_teacher_parts(self) -> bool:
-        return True
 
     def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
         return [feats.teacher_global, *feats.teacher_parts]
@@ -157,24 +214,31 @@ class LF2(PartVariant):
     """Full LF²: student stripes fused with the teacher's global map by FM (Eq. 5)."""
 
     name = "lf2"
+    label = "LF² (M_t = {m})"
+    short_label = "LF²"
+    order = 30
+    features = frozenset({"student_parts"})
+    per_clusters = True
+    in_figures = True
     uses_fusion = True
 
     def __init__(self, num_parts: int) -> None:
         super().__init__(num_parts)
         self.set_names = ("global",) + tuple(f"fused{j}" for j in range(1, num_parts + 1))
 
-    def needs_student_parts(self) -> bool:
-        return True
-
     def needs_teacher_in_step(self, fusion) -> bool:
         return fusion is not None and fusion.trainable
 
     def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
+        import torch
+
         with torch.no_grad():
             fused = fusion(feats.student_parts, feats.teacher_global)
         return [feats.teacher_global, *fused]
 
     def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
+        from lf2 import losses
+
         terms = super().loss_terms(out, labels, sets, w)
         if fusion is not None and fusion.trainable:
             if teacher_global is None:
@@ -187,10 +251,49 @@ class LF2(PartVariant):
         return terms
 
 
-VARIANTS: dict[str, type[Variant]] = {v.name: v for v in (Baseline, NoFM, LF2)}
+#: the registry: every row type by name, in table order (``register`` keeps it sorted)
+VARIANTS: dict[str, type[Variant]] = {}
+
+
+def register(cls: type[Variant]) -> type[Variant]:
+    """Add a variant class to the registry (usable as a class decorator); returns it."""
+    if not cls.name or not cls.label or not cls.short_label:
+        raise ValueError(f"variant {cls.__name__} needs a name, a label and a short_label")
+    unknown = set(cls.features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"variant {cls.name}: unknown features {sorted(unknown)}; known: {FEATURES}")
+    if cls.name in VARIANTS and VARIANTS[cls.name] is not cls:
+        raise ValueError(f"variant {cls.name!r} is registered twice")
+    VARIANTS[cls.name] = cls
+    ordered = sorted(VARIANTS.values(), key=lambda v: (v.order, v.name))
+    VARIANTS.clear()
+    VARIANTS.update((v.name, v) for v in ordered)
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a variant (tests that register a temporary one)."""
+    VARIANTS.pop(name, None)
+
+
+for _cls in (Direct, Baseline, NoFM, LF2):
+    register(_cls)
+
+
+def variant_class(name: str) -> type[Variant]:
+    if name not in VARIANTS:
+        raise ParamsError(f"unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def trained_variants() -> list[str]:
+    """Names of the variants that have a fine-tuning run (the ``lf2 finetune --variant`` choices)."""
+    return [n for n, v in VARIANTS.items() if v.trains]
 
 
 def make_variant(name: str, num_parts: int) -> Variant:
-    if name not in VARIANTS:
-        raise ParamsError(f"unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
-    return VARIANTS[name](num_parts)
+    cls = variant_class(name)
+    if not cls.trains:
+        raise ParamsError(f"variant {name!r} does not fine-tune; expected one of "
+                          f"{', '.join(trained_variants())}")
+    return cls(num_parts)

@@ -5,7 +5,7 @@ rule table:
     input:
         job_inputs("table"),
     output:
-        dag.table_paths(PARAMS),
+        layout.table_paths(PARAMS),
     log:
         dag.log_pattern("table"),
     benchmark:
@@ -24,7 +24,7 @@ rule figures:
     input:
         job_inputs("figures"),
     output:
-        dag.figure_paths(PARAMS),
+        layout.figure_paths(PARAMS),
     log:
         dag.log_pattern("figures"),
     benchmark:
