@@ -92,8 +92,8 @@ def test_gpu_slot_in_a_checkout_path_with_spaces(tmp_path):
     work = workcopy(base)
     env = env_with(fake_bin(tmp_path))
     env["LF2_GPU_LOCK_DIR"] = str(tmp_path / "locks")
-    res = snakemake(work, "-c1", "-p", "results/metrics/A-to-B/direct.json",
+    res = snakemake(work, "-c1", "-p", "results/metrics/A-to-B/direct/seed0.json",
                     "--config", "workflow={gpu_slot: true, gpus: 1}", env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "'" + str(work / "workflow" / "scripts" / "gpu_slot.py") + "'" in res.stdout + res.stderr
-    assert (work / "results" / "metrics" / "A-to-B" / "direct.json").is_file()
+    assert (work / "results" / "metrics" / "A-to-B" / "direct" / "seed0.json").is_file()

@@ -160,10 +160,10 @@ def test_snakemake_forced_pretrain_retrains(tmp_path):
     from test_workflow import snakemake
 
     work = _workcopy(tmp_path)
-    target = "runs/A-to-B/pretrain/model.pt"
+    target = "runs/A-to-B/pretrain/seed0/model.pt"
     res = snakemake(work, target, "-c1", "--configfile", "params/smoke.yaml")
     assert res.returncode == 0, res.stderr[-3000:]
-    log = work / "logs" / "pretrain--A-to-B.log"
+    log = work / "logs" / "pretrain--A-to-B--seed0.log"
     assert "epoch 2/2" in log.read_text()
     res = snakemake(work, target, "-c1", "-R", "pretrain", "--configfile", "params/smoke.yaml")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -184,15 +184,15 @@ def test_dvc_repro_after_a_code_edit_retrains(tmp_path):
 
     gen = run(str(Path(DVC).parent / "lf2"), "dvc", "--params", "params/smoke.yaml", "--out", "dvc.yaml")
     assert gen.returncode == 0, gen.stderr
-    first = run(str(DVC), "repro", "pretrain--A-to-B")
+    first = run(str(DVC), "repro", "pretrain--A-to-B--seed0")
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     assert "epoch 2/2" in first.stdout + first.stderr
     with open(work / "lf2" / "losses.py", "a", encoding="utf-8") as fh:
         fh.write("# a code edit\n")
-    second = run(str(DVC), "repro", "pretrain--A-to-B")
+    second = run(str(DVC), "repro", "pretrain--A-to-B--seed0")
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-3000:]
-    assert "Running stage 'pretrain--A-to-B'" in out  # DVC watches the package: the stage reruns
+    assert "Running stage 'pretrain--A-to-B--seed0'" in out  # DVC watches the package: the stage reruns
     assert "epoch 1/2" in out and "resuming" not in out
 
 
