@@ -233,10 +233,11 @@ def released_at_smoke_sizes(tmp_path) -> dict:
     import yaml
 
     from lf2.config import validate_params
+    from lf2.params_chain import read_merged
     from tests.conftest import ROOT
 
     rel = yaml.safe_load((ROOT / "params" / "released.yaml").read_text())
-    smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    smoke = read_merged(ROOT / "params" / "smoke.yaml")  # smoke.yaml extends default.yaml
     for key in ("device", "precision", "datasets", "directions", "input", "rows", "evaluate"):
         rel[key] = smoke[key]
     rel["paths"] = {"data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"), "results": str(tmp_path / "r")}

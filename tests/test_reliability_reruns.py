@@ -246,7 +246,7 @@ def test_interrupted_snakemake_run_then_dvc_agree(tmp_path):
 
     # record what is done (optional), then finish with Snakemake and commit the rest
     done = run(lf2, "dvc", "--params", "params/smoke.yaml", "--done").stdout.split()
-    assert "prepare--synth_a" in done and "finetune--A-to-B--lf2_m6" not in done
+    assert "prepare--synth_a" in done and "finetune--A-to-B--lf2_m6--seed0" not in done
     assert run(str(DVC), "commit", "-f", *done).returncode == 0
     assert run(str(VENV_BIN / "snakemake"), "--unlock", *cfg).returncode == 0
     res = snakemake(work, "-c1", "--rerun-incomplete", *cfg, env=env)

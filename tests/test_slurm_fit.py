@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -110,6 +111,7 @@ def test_bad_job_sizes_are_refused(tmp_path):
         open("params/smoke.yaml")
         .read()
         .replace("threads: 2, mem_mb: 1000", "threads: 0, mem_mb: 1000", 1)
+        .replace("extends: default.yaml", f"extends: {os.path.abspath('params/default.yaml')}")
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
