@@ -23,11 +23,15 @@ from lf2.config import lookup, row_spec, rows_for, trained_rows
 from lf2.layout import PRETRAIN_ROW
 
 _INPUT_KEYS = ("input.height", "input.width", "input.pad", "input.flip")
-#: params keys (dotted) each stage reads; DVC tracks them, Snakemake's params trigger too
+#: params keys (dotted) each stage reads; DVC tracks them, Snakemake's params trigger too.
+#: ``threads`` changes floating-point reduction order (results), ``compile`` the kernels.
+#: tests/test_stage_params.py runs each stage on params holding only these keys (plus
+#: :data:`UNTRACKED`): a stage that reads another key fails there.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    # input.cache and input.workers change speed, not results: not tracked
-    "pretrain": ("seed", "precision", *_INPUT_KEYS, "model", "pretrain"),
-    "finetune": ("seed", "precision", *_INPUT_KEYS, "input.random_erasing", "model", "finetune"),
+    "pretrain": ("seed", "precision", "threads", "compile", *_INPUT_KEYS, "model", "pretrain"),
+    # evaluate.batch_size: the monitoring evaluation (finetune.eval_every) in epochs.jsonl
+    "finetune": ("seed", "precision", "threads", "compile", *_INPUT_KEYS, "input.random_erasing",
+                 "model", "finetune", "evaluate.batch_size"),
     "evaluate": (
         "precision",
         "input.height",
@@ -39,6 +43,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "table": ("directions", "rows"),
     "figures": ("seed", "directions", "rows", "input.height", "input.width", "model"),
 }
+
+#: keys a stage may read that change where or how fast it runs, never what it computes
+UNTRACKED = ("paths", "device", "input.cache", "input.workers", "workflow")
 
 #: separator of the parts of a job name (DVC stage names allow only [A-Za-z0-9_-])
 SEP = "--"

@@ -314,6 +314,8 @@ def test_dvc_stages_match_jobs(default_params):
             "params/default.yaml": [
                 "seed",
                 "precision",
+                "threads",
+                "compile",
                 "input.height",
                 "input.width",
                 "input.pad",
@@ -321,6 +323,7 @@ def test_dvc_stages_match_jobs(default_params):
                 "input.random_erasing",
                 "model",
                 "finetune",
+                "evaluate.batch_size",
             ]
         }
     ]
