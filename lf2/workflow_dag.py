@@ -40,8 +40,10 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         "model.flip_test",
         "evaluate",
     ),
+    # + datasets.<ds>.kind per job: whether a direction is one of the paper's (real data)
     "table": ("directions", "rows"),
-    "figures": ("seed", "directions", "rows", "input.height", "input.width", "model"),
+    "figures": ("seed", "directions", "rows", "input.height", "input.width", "model",
+                "evaluate.batch_size"),
 }
 
 #: keys a stage may read that change where or how fast it runs, never what it computes
@@ -225,7 +227,8 @@ def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
             args=f"--params {pf} --out {_q(tables[0])}",
             inputs=tuple(metrics),
             outputs=tuple(tables),
-            param_keys=STAGE_PARAMS["table"],
+            param_keys=(*STAGE_PARAMS["table"],
+                        *(f"datasets.{ds}.kind" for ds in used_datasets(params))),
             dvc_outs=tuple((t, {"cache": False}) for t in tables),
         )
     )
