@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lf2.errors import CheckpointError, ParamsError
+from lf2.settings import finetune_settings
 from lf2.train import runtime
 from lf2.train.checkpoint import (
     build_model,
@@ -63,17 +64,17 @@ class FinetuneTrainer:
         from lf2.models.teacher import MeanTeacher
 
         self.params, self.variant, self.clusters, self.images = params, variant, clusters, images
-        self.ft, self.device = params["finetune"], device
+        self.ft, self.device = finetune_settings(params), device
         self.true_pids = true_pids
-        self.weights = LossWeights.from_params(self.ft)
+        self.weights = LossWeights.from_settings(self.ft)
         self.amp = runtime.resolve_precision(params.get("precision", "auto"), device)
         self.seed = int(params.get("seed", 0))
         n = len(images)
         if not 2 <= clusters <= n:
             raise ParamsError(f"clusters (M_t) = {clusters}; expected 2 <= M_t <= {n} "
                               "(the number of target training images)")
-        if self.ft["clustering"]["method"] == "kmeans" and self.ft["batch_p"] > clusters:
-            raise ParamsError(f"finetune.batch_p = {self.ft['batch_p']} identities per batch exceeds "
+        if self.ft.clustering.method == "kmeans" and self.ft.batch_p > clusters:
+            raise ParamsError(f"finetune.batch_p = {self.ft.batch_p} identities per batch exceeds "
                               f"M_t = {clusters} pseudo identities; expected finetune.batch_p <= M_t")
         torch.manual_seed(runtime.derive_seed(self.seed, "init"))
         self.student = build_model(model_config(params, num_classes=clusters))
@@ -82,9 +83,9 @@ class FinetuneTrainer:
         self.student.to(device)
         if device.type == "cuda":
             self.student.to(memory_format=torch.channels_last)
-        self.teacher_bn = self.ft["teacher_bn"]  # own (precise BN) | own_step | student
-        self.teacher = MeanTeacher(self.student, omega=self.ft["ema_omega"], warmup=self.ft["ema_warmup"],
-                                   average_buffers=self.ft["ema_buffers"], own_buffers=self.teacher_bn != "student")
+        self.teacher_bn = self.ft.teacher_bn  # own (precise BN) | own_step | student
+        self.teacher = MeanTeacher(self.student, omega=self.ft.ema_omega, warmup=self.ft.ema_warmup,
+                                   average_buffers=self.ft.ema_buffers, own_buffers=self.teacher_bn != "student")
         runtime.compile_backbones([self.student, self.teacher.model], params.get("compile"))
         self.fusion = None
         if variant.uses_fusion:
@@ -112,7 +113,7 @@ class FinetuneTrainer:
         return mods
 
     def _new_optimizer(self, previous: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
-        return make_adam(self._trainable_modules(), self.ft["lr"], self.ft["weight_decay"], previous)
+        return make_adam(self._trainable_modules(), self.ft.lr, self.ft.weight_decay, previous)
 
     # ------------------------------------------------------- pseudo labels
     @torch.no_grad()
@@ -156,11 +157,11 @@ class FinetuneTrainer:
         sets = self.variant.cluster_features(feats, self.fusion)
         sets = [F.normalize(s.float(), dim=1).cpu().numpy().astype(np.float32) for s in sets]
         t1 = time.perf_counter()
-        c = self.ft["clustering"]
+        c = self.ft.clustering
         labels = pseudo_labels(
-            sets, method=c["method"], k=self.clusters, seed=runtime.derive_seed(self.seed, "cluster", epoch),
-            niter=c["kmeans_iters"], eps=c["dbscan_eps"], min_samples=c["dbscan_min_samples"],
-            k1=c["k1"], k2=c["k2"], device=str(self.device),
+            sets, method=c.method, k=self.clusters, seed=runtime.derive_seed(self.seed, "cluster", epoch),
+            niter=c.kmeans_iters, eps=c.dbscan_eps, min_samples=c.dbscan_min_samples,
+            k1=c.k1, k2=c.k2, device=str(self.device),
         )
         t2 = time.perf_counter()
         bn = F.normalize(feats.teacher_global_bn, dim=1).cpu().numpy().astype(np.float32)
@@ -175,21 +176,21 @@ class FinetuneTrainer:
         from lf2.cluster import class_centroids, match_to_previous
 
         labels = [np.asarray(y, dtype=np.int64) for y in labels]
-        if not self.ft["reinit_classifier"] and self.label_sets and labels[0].max() == self.label_sets[0].max():
+        if not self.ft.reinit_classifier and self.label_sets and labels[0].max() == self.label_sets[0].max():
             # kept classifier rows must score the same clusters: give new clusters the old ids
             labels[0] = match_to_previous(global_features, labels[0], self.label_sets[0])
         self.label_sets = labels
         self._label_tensors = [torch.from_numpy(y).to(self.device) for y in self.label_sets]
         num_classes = int(self.label_sets[0].max()) + 1
         weight = None
-        if self.ft["reinit_classifier"]:
+        if self.ft.reinit_classifier:
             weight = torch.from_numpy(class_centroids(global_features, self.label_sets[0], num_classes))
         current = self.student.classifier.out_features if self.student.classifier is not None else -1
         if weight is not None or current != num_classes:
             self.student.reset_classifier(num_classes, weight)
             self.teacher.reset_classifier(num_classes, weight)
-            self.optimizer = self._new_optimizer(None if self.ft["recreate_optimizer"] else self.optimizer)
-        elif self.ft["recreate_optimizer"]:
+            self.optimizer = self._new_optimizer(None if self.ft.recreate_optimizer else self.optimizer)
+        elif self.ft.recreate_optimizer:
             self.optimizer = self._new_optimizer()
 
     # ------------------------------------------------------------- training
@@ -220,8 +221,8 @@ class FinetuneTrainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ft = self.ft
-        iters = ft["iters_per_epoch"]
-        sampling = on_device(make_sampling(ft["sampling"], self.label_sets, ft["batch_p"], ft["batch_k"], iters,
+        iters = ft.iters_per_epoch
+        sampling = on_device(make_sampling(ft.sampling, self.label_sets, ft.batch_p, ft.batch_k, iters,
                                            runtime.derive_seed(self.seed, "sampler", epoch)), self.device)
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "augment", epoch), self.device)
         monitor = LossMonitor(epoch, iters, self.device)
@@ -257,7 +258,7 @@ class FinetuneTrainer:
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "precise_bn", epoch), self.device)
         order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(
             runtime.derive_seed(self.seed, "precise_bn_order", epoch)))
-        size = self.ft["batch_p"] * self.ft["batch_k"]
+        size = self.ft.batch_p * self.ft.batch_k
         chunks = [c for c in order.split(size) if len(c) > 1]  # BN needs two samples
 
         def batches():
@@ -324,7 +325,7 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     from lf2.train.images import TrainImages
     from lf2.train.monitor import maybe_evaluate
 
-    ft, inp = params["finetune"], params["input"]
+    ft, inp = finetune_settings(params), params["input"]
     v = make_variant(variant, params["model"]["num_parts"])
     row = row or v.row_name(clusters)
     device, files = start_run(params, out, {"stage": "finetune", "variant": variant, "clusters": clusters,
@@ -348,9 +349,9 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         log.info("resuming %s from epoch %d", row, start)
     write_epoch_log(files.log, records)  # a fresh run never shows a stale log
     log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
-             row, manifest.name, len(images), ft["epochs"], ft["iters_per_epoch"], device, images.mode)
+             row, manifest.name, len(images), ft.epochs, ft.iters_per_epoch, device, images.mode)
 
-    for epoch in range(start, ft["epochs"] + 1):
+    for epoch in range(start, ft.epochs + 1):
         t0 = time.perf_counter()
         labels, bn_features, times = trainer.make_labels(epoch)
         trainer.set_labels(labels, bn_features)
@@ -361,8 +362,8 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         t3 = time.perf_counter()
         clusters_rec, agree = cluster_record(v.set_names, labels, trainer.true_pids)
         records.append({
-            "stage": "finetune", "row": row, "epoch": epoch, "iters": ft["iters_per_epoch"],
-            "lr": ft["lr"], "losses": _loss_record(losses), "clusters": clusters_rec, "agreement": agree,
+            "stage": "finetune", "row": row, "epoch": epoch, "iters": ft.iters_per_epoch,
+            "lr": ft.lr, "losses": _loss_record(losses), "clusters": clusters_rec, "agreement": agree,
             "time": {**times, "labels": t1 - t0, "train": t2 - t1, "eval": t3 - t2}, "eval": monitor,
         })
         save_checkpoint(files.state, {
@@ -371,16 +372,16 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
             "rng": runtime.rng_state(), "records": records,
         })
         write_epoch_log(files.log, records)
-        log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft["epochs"], losses["total"],
+        log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft.epochs, losses["total"],
                  "/".join(str(c["num_clusters"]) for c in clusters_rec), t3 - t0)
 
-    if start > ft["epochs"]:
+    if start > ft.epochs:
         log.info("%s already complete in %s; writing the final checkpoint", row, files.state)
     save_checkpoint(out, {
         "stage": "finetune", "row": row, "model_config": trainer.student.config(),
         "student": trainer.student.state_dict(), "teacher": trainer.teacher.model.state_dict(),
         "fusion": trainer.fusion.state_dict() if trainer.fusion is not None else None,
-        "params": params, "epoch": ft["epochs"],
+        "params": params, "epoch": ft.epochs,
         "meta": {"variant": variant, "clusters": clusters, "init": str(init), "target": manifest.name,
                  "fusion": trainer.fusion_meta(), "selection": "last epoch"},
     })
@@ -401,7 +402,7 @@ def random_data_step(params: dict, variant: str, sampling: str, device: torch.de
     (for ``lf2 bench`` and the host-sync tests); each call returns the step's loss."""
     device = torch.device(device)
     p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
-    ft = p["finetune"]
+    ft = finetune_settings(p)
     v = make_variant(variant, p["model"]["num_parts"])
     k = max(2, num_images // 8)
     images = RandomImages(p, device, num_images, p["input"]["random_erasing"])
@@ -412,7 +413,7 @@ def random_data_step(params: dict, variant: str, sampling: str, device: torch.de
         y[:k] = np.arange(k)
     feats = rng.standard_normal((num_images, trainer.student.out_channels)).astype(np.float32)
     trainer.set_labels(labels, feats / np.linalg.norm(feats, axis=1, keepdims=True))
-    it = iter(on_device(make_sampling(sampling, trainer.label_sets, ft["batch_p"], ft["batch_k"], steps, 0),
+    it = iter(on_device(make_sampling(sampling, trainer.label_sets, ft.batch_p, ft.batch_k, steps, 0),
                         device))
     gen = runtime.torch_generator(0, device)
     return lambda: trainer.train_step(next(it), gen)[0]

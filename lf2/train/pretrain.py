@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lf2 import losses
+from lf2.settings import pretrain_settings
 from lf2.train import runtime
 from lf2.train.checkpoint import build_model, discard_state, resumable_state, save_checkpoint
 from lf2.train.common import (
@@ -47,7 +48,7 @@ class PretrainTrainer:
                  target_images=None) -> None:
         from lf2.train.finetune import model_config
 
-        self.params, self.pt, self.device = params, params["pretrain"], device
+        self.params, self.pt, self.device = params, pretrain_settings(params), device
         self.images, self.target_images = images, target_images
         self.labels = np.asarray(labels, dtype=np.int64)
         self._labels_t = torch.from_numpy(self.labels).to(device)
@@ -60,10 +61,10 @@ class PretrainTrainer:
         if device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         runtime.compile_backbones([self.model], params.get("compile"))
-        self.optimizer = make_adam([self.model], self.pt["lr"], self.pt["weight_decay"])
+        self.optimizer = make_adam([self.model], self.pt.lr, self.pt.weight_decay)
 
     def set_epoch_lr(self, epoch: int) -> float:
-        lr = self.pt["lr"] * lr_factor(epoch, self.pt["milestones"], self.pt["warmup_epochs"])
+        lr = self.pt.lr * lr_factor(epoch, self.pt.milestones, self.pt.warmup_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -82,9 +83,9 @@ class PretrainTrainer:
                 with torch.no_grad():
                     self.model.feature_map(self.target_images.batch(target_idx, erasing=False, generator=generator))
         out = outputs_to_float(out)
-        terms = {"cls": losses.cross_entropy(out.logits, y, label_smoothing=self.pt["label_smoothing"]),
-                 "tri": losses.triplet_loss(self.pt["global_triplet"], out.global_feat, y, margin=self.pt["margin"])}
-        loss = terms["cls"] + self.pt["lambda_tri"] * terms["tri"]
+        terms = {"cls": losses.cross_entropy(out.logits, y, label_smoothing=self.pt.label_smoothing),
+                 "tri": losses.triplet_loss(self.pt.global_triplet, out.global_feat, y, margin=self.pt.margin)}
+        loss = terms["cls"] + self.pt.lambda_tri * terms["tri"]
         loss.backward()
         self.optimizer.step()
         return loss, terms
@@ -95,8 +96,8 @@ class PretrainTrainer:
         from lf2.data.sampler import PKSampler
 
         pt = self.pt
-        iters = pt["iters_per_epoch"]
-        sampler = PKSampler(self.labels, pt["batch_p"], pt["batch_k"], iters,
+        iters = pt.iters_per_epoch
+        sampler = PKSampler(self.labels, pt.batch_p, pt.batch_k, iters,
                             runtime.derive_seed(self.seed, "pretrain-sampler", epoch))
         gen = runtime.torch_generator(runtime.derive_seed(self.seed, "pretrain-augment", epoch), self.device)
         trng = np.random.default_rng(runtime.derive_seed(self.seed, "pretrain-target", epoch))
@@ -119,7 +120,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     from lf2.data.manifest import load_manifest
     from lf2.train.images import TrainImages
 
-    pt, inp = params["pretrain"], params["input"]
+    pt, inp = pretrain_settings(params), params["input"]
     device, files = start_run(params, out, {"stage": "pretrain", "source": str(source),
                                             "target": str(target) if target else None})
     src = load_manifest(source)
@@ -131,7 +132,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                            flip=inp["flip"], random_erasing=0.0, cache=inp["cache"], device=device,
                            workers=inp["workers"])
 
-    target_images = images_for(load_manifest(target)) if (pt["target_bn"] and target is not None) else None
+    target_images = images_for(load_manifest(target)) if (pt.target_bn and target is not None) else None
     trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
     start, records = 1, []
     state = resumable_state(files.state, files.fingerprint) if resume else None
@@ -143,12 +144,12 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
         log.info("resuming pre-training from epoch %d", start)
     write_epoch_log(files.log, records)
     log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
-             src.name, int(labels.max()) + 1, len(labels), pt["epochs"], pt["iters_per_epoch"], device)
-    for epoch in range(start, pt["epochs"] + 1):
+             src.name, int(labels.max()) + 1, len(labels), pt.epochs, pt.iters_per_epoch, device)
+    for epoch in range(start, pt.epochs + 1):
         t0 = time.perf_counter()
         lr = trainer.set_epoch_lr(epoch)
         losses_ = trainer.train_epoch(epoch)
-        records.append({"stage": "pretrain", "row": "pretrain", "epoch": epoch, "iters": pt["iters_per_epoch"],
+        records.append({"stage": "pretrain", "row": "pretrain", "epoch": epoch, "iters": pt.iters_per_epoch,
                         "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
                                              "tri": losses_["tri"], "part_tri": [], "fm": []},
                         "time": {"train": time.perf_counter() - t0}, "eval": None})
@@ -158,11 +159,11 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                                      "optimizer": trainer.optimizer.state_dict(),
                                      "rng": runtime.rng_state(), "records": records})
         write_epoch_log(files.log, records)
-        log.info("epoch %d/%d  lr %.2e  loss %.3f (cls %.3f, tri %.3f)  %.1fs", epoch, pt["epochs"], lr,
+        log.info("epoch %d/%d  lr %.2e  loss %.3f (cls %.3f, tri %.3f)  %.1fs", epoch, pt.epochs, lr,
                  losses_["total"], losses_["cls"], losses_["tri"], time.perf_counter() - t0)
     save_checkpoint(out, {"stage": "pretrain", "row": "pretrain", "model_config": trainer.model.config(),
                           "student": trainer.model.state_dict(), "teacher": None, "fusion": None,
-                          "params": params, "epoch": pt["epochs"],
+                          "params": params, "epoch": pt.epochs,
                           "meta": {"source": src.name, "num_classes": int(labels.max()) + 1,
                                    "selection": "last epoch"}})
     discard_state(files.state)  # finished: a forced rerun trains again
@@ -175,11 +176,11 @@ def random_data_step(params: dict, device: torch.device | str, steps: int,
     from lf2.data.sampler import PKSampler
 
     device = torch.device(device)
-    pt = params["pretrain"]
+    pt = pretrain_settings(params)
     labels = np.arange(num_images) % max(2, num_images // 8)
     p = {**params, "model": {**params["model"], "pretrained": False}}
     trainer = PretrainTrainer(p, RandomImages(p, device, num_images, 0.0), labels, device)
-    sampler = PKSampler(labels, pt["batch_p"], pt["batch_k"], steps, 0)
+    sampler = PKSampler(labels, pt.batch_p, pt.batch_k, steps, 0)
     it = iter(indices_on_device([np.asarray(idx, dtype=np.int64) for idx in sampler], device))
     gen = runtime.torch_generator(0, device)
     return lambda: trainer.train_step(next(it), gen)[0]

@@ -29,6 +29,8 @@ from lf2.errors import ParamsError
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from lf2.settings import FinetuneSettings
+
 #: what :meth:`FinetuneTrainer.extract` can compute beyond the teacher's global features
 FEATURES = ("teacher_parts", "student_parts")
 
@@ -44,11 +46,11 @@ class LossWeights:
     global_triplet: str = "hard"
 
     @classmethod
-    def from_params(cls, ft: dict) -> LossWeights:
+    def from_settings(cls, ft: FinetuneSettings) -> LossWeights:
         return cls(
-            alpha=ft["alpha"], lambda_tri=ft["lambda_tri"], gamma=ft["gamma"],
-            fm_loss_weight=ft["fm_loss_weight"], margin=ft["margin"],
-            label_smoothing=ft["label_smoothing"], global_triplet=ft["global_triplet"],
+            alpha=ft.alpha, lambda_tri=ft.lambda_tri, gamma=ft.gamma,
+            fm_loss_weight=ft.fm_loss_weight, margin=ft.margin,
+            label_smoothing=ft.label_smoothing, global_triplet=ft.global_triplet,
         )
 
 
