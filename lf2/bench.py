@@ -6,7 +6,7 @@ Sections (each one independent, each timed on synthetic data of the real sizes):
 - ``flops``    FLOPs of one source step and one fine-tuning step (FlopCounterMode on the
                meta device, so it costs nothing to count at paper scale);
 - ``data``     DataLoader + PIL per-image augmentation vs ImageCache + BatchAugment;
-- ``pretrain`` / ``finetune``  the training steps (``lf2.train.*.bench_step``), every
+- ``pretrain`` / ``finetune``  the training steps (``lf2.train.bench_steps``), every
                variant with ``shared`` and ``per_label`` sampling;
 - ``extract``  per-epoch feature extraction (model in eval mode);
 - ``kmeans``   faiss CPU / faiss GPU / torch k-means / scikit-learn KMeans and
@@ -368,10 +368,10 @@ def bench_steps(
     import importlib
 
     try:
-        mod = importlib.import_module(f"lf2.train.{kind}")
-        step = mod.bench_step
+        mod = importlib.import_module("lf2.train.bench_steps")
+        step = getattr(mod, f"{kind}_bench_step")
     except (ImportError, AttributeError) as exc:
-        return {"skipped": f"lf2.train.{kind}.bench_step is not available ({exc})"}
+        return {"skipped": f"lf2.train.bench_steps.{kind}_bench_step is not available ({exc})"}
     p = _params_at_scale(params, cfg)
     common = {"steps": cfg.steps, "warmup": cfg.warmup, "num_images": cfg.step_images}
     if kind == "pretrain":

@@ -99,3 +99,13 @@ def pretrain_settings(params: dict[str, Any]) -> PretrainSettings:
 
 def finetune_settings(params: dict[str, Any]) -> FinetuneSettings:
     return build(FinetuneSettings, params["finetune"])
+
+
+def model_config(params: dict[str, Any], num_classes: int = 0) -> dict[str, Any]:
+    """The architecture keys of ``model`` that a checkpoint records (``ReIDNet`` arguments)."""
+    m = params["model"]
+    return {
+        "arch": m["arch"], "last_stride": m["last_stride"], "num_parts": m["num_parts"],
+        "pooling": m["pooling"], "test_feature": m["test_feature"], "num_classes": num_classes,
+        "expert": m["expert"],
+    }

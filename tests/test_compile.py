@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lf2.errors import ParamsError
-from lf2.train import finetune, runtime
+from lf2.train import bench_steps, runtime
 from tests.conftest import tiny_params
 
 
@@ -25,8 +25,8 @@ def test_compile_keeps_state_dict_keys_and_rejects_unknown_modes():
 @pytest.mark.slow
 def test_compiled_finetune_step_matches_eager(tmp_path):
     params = tiny_params(tmp_path)
-    eager = finetune.random_data_step(params, "lf2", "shared", "cpu", steps=2, num_images=32)
-    compiled = finetune.random_data_step({**params, "compile": "default"}, "lf2", "shared", "cpu",
+    eager = bench_steps.finetune_random_step(params, "lf2", "shared", "cpu", steps=2, num_images=32)
+    compiled = bench_steps.finetune_random_step({**params, "compile": "default"}, "lf2", "shared", "cpu",
                                          steps=2, num_images=32)
     # Inductor reorders float reductions: measured on ResNet-18 in train mode, the feature
     # maps agree to 7e-6 relative and conv1's gradient to 3e-3, the losses to about 1e-4.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lf2.train.common import RandomImages
+from lf2.train.bench_steps import RandomImages
 from lf2.train.finetune import FinetuneTrainer
 from lf2.train.variants import make_variant
 from tests.conftest import tiny_params

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lf2.train import finetune, pretrain
+from lf2.train import bench_steps
 from lf2.train.host_sync import HostSyncRecorder, host_syncs
 from tests.conftest import tiny_params
 
@@ -61,7 +61,7 @@ def test_recorder_names_the_package_line():
 @pytest.mark.parametrize("variant,sampling", CASES)
 def test_finetune_step_has_no_host_sync(tmp_path, variant, sampling):
     params = tiny_params(tmp_path)
-    step = finetune.random_data_step(params, variant, sampling, "cpu", steps=2, num_images=32)
+    step = bench_steps.finetune_random_step(params, variant, sampling, "cpu", steps=2, num_images=32)
     step()  # first call: lazily made constants (normalisation) are allowed once
     rec = HostSyncRecorder()
     with rec:
@@ -72,7 +72,7 @@ def test_finetune_step_has_no_host_sync(tmp_path, variant, sampling):
 
 def test_pretrain_step_has_no_host_sync(tmp_path):
     params = tiny_params(tmp_path)
-    step = pretrain.random_data_step(params, "cpu", steps=2, num_images=32)
+    step = bench_steps.pretrain_random_step(params, "cpu", steps=2, num_images=32)
     step()
     rec = HostSyncRecorder()
     with rec:
@@ -84,7 +84,7 @@ def test_pretrain_step_has_no_host_sync(tmp_path):
 @pytest.mark.parametrize("variant,sampling", CASES)
 def test_finetune_step_runs_under_cuda_sync_errors(tmp_path, variant, sampling):
     params = tiny_params(tmp_path)
-    step = finetune.random_data_step(params, variant, sampling, "cuda", steps=3, num_images=32)
+    step = bench_steps.finetune_random_step(params, variant, sampling, "cuda", steps=3, num_images=32)
     step()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

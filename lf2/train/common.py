@@ -1,11 +1,9 @@
-"""Pieces both training stages share: batch-tensor helpers, the optimiser, loss checks."""
+"""Pieces both training stages share: batch-tensor helpers, the optimiser, loss checks, run setup."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,55 +127,3 @@ def start_run(params: dict, out: Path, run_info: dict) -> tuple[torch.device, Ru
     write_resolved_params(paths["params"], params, run_info)
     files = RunFiles(paths["dir"], paths["state"], paths["epochs"], run_fingerprint(params, run_info))
     return device, files
-
-
-class RandomImages:
-    """Random uint8 images behind the training-image interface (for ``bench_step``)."""
-
-    def __init__(self, params: dict, device: torch.device, num_images: int, random_erasing: float) -> None:
-        from lf2.data.batch_transforms import BatchAugment
-        from lf2.data.tensor_cache import ImageCache
-
-        inp = params["input"]
-        gen = torch.Generator().manual_seed(0)
-        raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=gen)
-        self.cache = ImageCache(raw.numpy(), device)
-        self.augment = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"],
-                                    random_erasing=random_erasing)
-
-    def __len__(self) -> int:
-        return len(self.cache)
-
-    def batch(self, indices, *, erasing: bool, generator: torch.Generator) -> torch.Tensor:
-        return self.cache.batch(indices, self.augment, generator)
-
-
-def time_steps(step: Callable[[], Tensor], *, warmup: int, steps: int, device: torch.device) -> dict:
-    """Seconds for ``steps`` calls of ``step`` after ``warmup`` untimed ones, one host sync at
-    the end; peak GPU memory of the timed steps (None on CPU)."""
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    float(loss.detach())
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return {"seconds": time.perf_counter() - t0,
-            "peak_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
-
-
-def measure_step(step: Callable[[], Tensor], *, warmup: int, steps: int, device: torch.device,
-                 images_per_step: int) -> dict:
-    """``lf2 bench``'s figures for a training step: rates and peak memory over ``steps`` timed
-    calls after ``warmup``, then the host syncs of two more calls (``step`` must allow
-    ``warmup + steps + 2`` calls)."""
-    from lf2.train.host_sync import sync_report
-
-    timed = time_steps(step, warmup=warmup, steps=steps, device=device)
-    dt = timed["seconds"]
-    return {"it_per_s": steps / dt, "images_per_s": steps * images_per_step / dt,
-            "peak_mem_bytes": timed["peak_mem_bytes"], **sync_report(step, device)}

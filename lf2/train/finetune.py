@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lf2.errors import CheckpointError, ParamsError
-from lf2.settings import finetune_settings
+from lf2.settings import finetune_settings, model_config
 from lf2.train import runtime
 from lf2.train.checkpoint import (
     build_model,
@@ -33,9 +32,7 @@ from lf2.train.checkpoint import (
 )
 from lf2.train.common import (
     LossMonitor,
-    RandomImages,
     make_adam,
-    measure_step,
     outputs_to_float,
     start_run,
 )
@@ -44,15 +41,6 @@ from lf2.train.sampling import make_sampling, on_device
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
 
 log = logging.getLogger(__name__)
-
-
-def model_config(params: dict, num_classes: int = 0) -> dict:
-    m = params["model"]
-    return {
-        "arch": m["arch"], "last_stride": m["last_stride"], "num_parts": m["num_parts"],
-        "pooling": m["pooling"], "test_feature": m["test_feature"], "num_classes": num_classes,
-        "expert": m["expert"],
-    }
 
 
 class FinetuneTrainer:
@@ -394,38 +382,3 @@ def _loss_record(losses: dict[str, float]) -> dict:
     fms = sorted(k for k in losses if k.startswith("fm"))
     return {"total": losses["total"], "cls": losses.get("cls", 0.0), "tri": losses.get("tri", 0.0),
             "part_tri": [losses[k] for k in parts], "fm": [losses[k] for k in fms]}
-
-
-def random_data_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int,
-                     num_images: int = 512) -> Callable[[], Tensor]:
-    """A fine-tuning step on random images and random pseudo labels, callable ``steps`` times
-    (for ``lf2 bench`` and the host-sync tests); each call returns the step's loss."""
-    device = torch.device(device)
-    p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
-    ft = finetune_settings(p)
-    v = make_variant(variant, p["model"]["num_parts"])
-    k = max(2, num_images // 8)
-    images = RandomImages(p, device, num_images, p["input"]["random_erasing"])
-    trainer = FinetuneTrainer(p, v, k, images, None, device)
-    rng = np.random.default_rng(0)
-    labels = [rng.integers(0, k, num_images) for _ in v.set_names]
-    for y in labels:
-        y[:k] = np.arange(k)
-    feats = rng.standard_normal((num_images, trainer.student.out_channels)).astype(np.float32)
-    trainer.set_labels(labels, feats / np.linalg.norm(feats, axis=1, keepdims=True))
-    it = iter(on_device(make_sampling(sampling, trainer.label_sets, ft.batch_p, ft.batch_k, steps, 0),
-                        device))
-    gen = runtime.torch_generator(0, device)
-    return lambda: trainer.train_step(next(it), gen)[0]
-
-
-def bench_step(params: dict, variant: str, sampling: str, device: torch.device | str, steps: int = 20,
-               warmup: int = 3, num_images: int = 512) -> dict:
-    """Time the fine-tuning step on random images and random pseudo labels (for ``lf2 bench``),
-    then look for host syncs."""
-    device = torch.device(device)
-    step = random_data_step(params, variant, sampling, device, steps + warmup + 2, num_images)
-    batch = params["finetune"]["batch_p"] * params["finetune"]["batch_k"]
-    forwards = make_variant(variant, params["model"]["num_parts"]).num_sets if sampling == "per_label" else 1
-    return {"batch": batch, "forwards_per_step": forwards,
-            **measure_step(step, warmup=warmup, steps=steps, device=device, images_per_step=batch * forwards)}

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lf2 import losses
-from lf2.settings import pretrain_settings
+from lf2.settings import model_config, pretrain_settings
 from lf2.train import runtime
 from lf2.train.checkpoint import build_model, discard_state, resumable_state, save_checkpoint
 from lf2.train.common import (
     LossMonitor,
-    RandomImages,
     divergence_limit,
     make_adam,
-    measure_step,
     outputs_to_float,
     start_run,
 )
@@ -46,8 +43,6 @@ def lr_factor(epoch: int, milestones: list[int], warmup_epochs: int) -> float:
 class PretrainTrainer:
     def __init__(self, params: dict, images, labels: np.ndarray, device: torch.device,
                  target_images=None) -> None:
-        from lf2.train.finetune import model_config
-
         self.params, self.pt, self.device = params, pretrain_settings(params), device
         self.images, self.target_images = images, target_images
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -168,29 +163,3 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                                    "selection": "last epoch"}})
     discard_state(files.state)  # finished: a forced rerun trains again
     return Path(out)
-
-
-def random_data_step(params: dict, device: torch.device | str, steps: int,
-                     num_images: int = 512) -> Callable[[], torch.Tensor]:
-    """A source step on random images, callable ``steps`` times; each call returns the loss."""
-    from lf2.data.sampler import PKSampler
-
-    device = torch.device(device)
-    pt = pretrain_settings(params)
-    labels = np.arange(num_images) % max(2, num_images // 8)
-    p = {**params, "model": {**params["model"], "pretrained": False}}
-    trainer = PretrainTrainer(p, RandomImages(p, device, num_images, 0.0), labels, device)
-    sampler = PKSampler(labels, pt.batch_p, pt.batch_k, steps, 0)
-    it = iter(indices_on_device([np.asarray(idx, dtype=np.int64) for idx in sampler], device))
-    gen = runtime.torch_generator(0, device)
-    return lambda: trainer.train_step(next(it), gen)[0]
-
-
-def bench_step(params: dict, device: torch.device | str, steps: int = 20, warmup: int = 3,
-               num_images: int = 512) -> dict:
-    """Time the source step on random images (for ``lf2 bench``), then look for host syncs."""
-    device = torch.device(device)
-    step = random_data_step(params, device, steps + warmup + 2, num_images)
-    batch = params["pretrain"]["batch_p"] * params["pretrain"]["batch_k"]
-    return {"batch": batch,
-            **measure_step(step, warmup=warmup, steps=steps, device=device, images_per_step=batch)}
