@@ -1,11 +1,12 @@
-"""The SLURM profile on a real cluster: same table as a local run, a cancelled job recovered.
+"""The SLURM profile on a real cluster: the metrics of a local run, a cancelled job recovered.
 
 Needs a running SLURM (``sinfo`` answers) and snakemake-executor-plugin-slurm; on a
 single node, because the test finds a job's SLURM id through /proc. ``.ci/slurm/setup.sh``
 stands one up; ``.ci/run`` does so and sets ``LF2_REQUIRE_SLURM=1``, which turns the skip
-into a failure, so CI cannot pass without running this. The DAG is one direction of
-params/smoke.yaml with one M_t row, run twice from the same files: locally (``-c2``) and
-through ``workflow/profiles/slurm`` with only its site values (the partitions) filled in.
+into a failure, so CI cannot pass without running this. The DAG is the direct-transfer and
+baseline metrics of one direction of params/smoke.yaml (6 jobs), run twice from the same
+files: locally (``-c2``) and through ``workflow/profiles/slurm`` with only its site values
+(the partitions) filled in; the metrics (with the checkpoint's sha256) must be equal.
 During the SLURM run one fine-tuning job is cancelled (``scancel``) as soon as its first
 resume state exists; Snakemake must notice, resubmit it, and the job must resume.
 """
@@ -13,6 +14,7 @@ resume state exists; Snakemake must notice, resubmit it, and the job must resume
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -30,7 +32,8 @@ VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE = VENV_BIN / "snakemake"
 DIRECTION = "A-to-B"
 CANCEL_ROW = "baseline"
-TARGET = "results/table2.csv"
+ROWS = ("direct", CANCEL_ROW)
+TARGETS = [f"results/metrics/{DIRECTION}/{row}.json" for row in ROWS]
 RUN_LIMIT_S = 900  # a SLURM run that takes longer is hanging (the issue: it never ended)
 
 
@@ -94,8 +97,8 @@ def env() -> dict[str, str]:
 
 
 def on_slurm(work: Path, *extra: str, timeout: int) -> subprocess.CompletedProcess:
-    """Snakemake on TARGET through the SLURM profile, in ``work``."""
-    cmd = [str(SNAKEMAKE), TARGET, "--profile", "workflow/profiles/slurm"]
+    """Snakemake on TARGETS through the SLURM profile, in ``work``."""
+    cmd = [str(SNAKEMAKE), *TARGETS, "--profile", "workflow/profiles/slurm"]
     cmd += ["--configfile", "params/ci.yaml", *extra]
     return subprocess.run(cmd, cwd=work, env=env(), capture_output=True, text=True, timeout=timeout)
 
@@ -154,7 +157,7 @@ def runs(tmp_path_factory):
     partition = default_partition()
     local = workcopy(base / "local", partition)
     res = subprocess.run(
-        [str(SNAKEMAKE), TARGET, "-c2", "--configfile", "params/ci.yaml"],
+        [str(SNAKEMAKE), *TARGETS, "-c2", "--configfile", "params/ci.yaml"],
         cwd=local,
         env=env(),
         capture_output=True,
@@ -182,11 +185,19 @@ def runs(tmp_path_factory):
     return local, work, res, record, time.monotonic() - start
 
 
-def test_slurm_run_gives_the_local_table(runs):
+def metrics(work: Path, row: str) -> dict:
+    """A row's metrics without their timings (the checkpoint's sha256 stays in)."""
+    data = json.loads((work / "results" / "metrics" / DIRECTION / f"{row}.json").read_text())
+    data.pop("timings")
+    return data
+
+
+def test_slurm_run_gives_the_local_metrics(runs):
     local, work, res, _, _ = runs
     assert res.returncode == 0, res.stderr[-4000:]
     assert "--gpus" not in res.stdout + res.stderr  # device: cpu asks for no GPU
-    assert (work / TARGET).read_text() == (local / TARGET).read_text()
+    for row in ROWS:
+        assert metrics(work, row) == metrics(local, row), row
 
 
 def test_cancelled_job_is_retried_and_resumed(runs):
