@@ -38,10 +38,11 @@ EPOCHS_FILE = "epochs.jsonl"
 PARAMS_FILE = "params.yaml"
 
 #: the figure kinds ``lf2 figures`` writes, one file per kind and format
-FIGURE_KINDS = ("gradcam", "tsne", "cluster_consistency", "cmc", "training_curves")
+FIGURE_KINDS = ("gradcam", "tsne", "cluster_consistency", "cmc", "training_curves", "intervals")
 FIGURE_FORMATS = ("png", "pdf")
 TABLE2_CSV, TABLE2_MD, TABLE1_CSV = "table2.csv", "table2.md", "table1.csv"
-TABLE_FILES = (TABLE2_CSV, TABLE2_MD, TABLE1_CSV)
+TABLE2_DIFFS_CSV, LEAK_CSV = "table2_diffs.csv", "leak.csv"
+TABLE_FILES = (TABLE2_CSV, TABLE2_MD, TABLE1_CSV, TABLE2_DIFFS_CSV, LEAK_CSV)
 
 #: Snakemake's per-job files, relative to the working directory (never tracked by git)
 LOGS_DIR = "logs"
@@ -138,7 +139,8 @@ def metrics_paths(params: dict[str, Any], direction: str, row: str) -> list[str]
 
 
 def table_paths(params: dict[str, Any]) -> list[str]:
-    """``table2.csv`` (the one ``lf2 table --out`` names), ``table2.md``, ``table1.csv``."""
+    """``table2.csv`` (the one ``lf2 table --out`` names), ``table2.md``, ``table1.csv``,
+    ``table2_diffs.csv`` and ``leak.csv``."""
     return [join(params["paths"]["results"], f) for f in TABLE_FILES]
 
 

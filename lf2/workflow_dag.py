@@ -220,6 +220,14 @@ def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
         for m in L.metrics_paths(params, d["name"], r)
     ]
     tables = L.table_paths(params)
+    trained = [
+        (d["name"], r, s)
+        for d in params["directions"]
+        for s in L.seeds(params)
+        for r in [PRETRAIN_ROW, *finetune_rows(params)]
+    ]
+    ckpts = [L.checkpoint_path(params, *t) for t in trained]
+    epochs = [L.epochs_path(params, *t) for t in trained]
     jobs.append(
         Job(
             rule="table",
@@ -230,16 +238,9 @@ def build_jobs(params: dict[str, Any], params_file: str) -> list[Job]:
             param_keys=(*STAGE_PARAMS["table"],
                         *(f"datasets.{ds}.kind" for ds in used_datasets(params))),
             dvc_outs=tuple((t, {"cache": False}) for t in tables),
+            dvc_deps=tuple(e for e, t in zip(epochs, trained, strict=True) if t[1] != PRETRAIN_ROW),  # leak.csv
         )
     )
-    trained = [
-        (d["name"], r, s)
-        for d in params["directions"]
-        for s in L.seeds(params)
-        for r in [PRETRAIN_ROW, *finetune_rows(params)]
-    ]
-    ckpts = [L.checkpoint_path(params, *t) for t in trained]
-    epochs = [L.epochs_path(params, *t) for t in trained]
     manifests = [L.manifest_path(params, ds) for ds in used_datasets(params)]
     figs = L.figure_paths(params)
     jobs.append(

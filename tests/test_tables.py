@@ -149,7 +149,7 @@ def test_write_tables_files(params: dict, tmp_path: Path) -> None:
     _write_fake_metrics(params)
     out = tmp_path / "results" / "table2.csv"
     written = write_tables(params, out)
-    assert [p.name for p in written] == ["table2.csv", "table2.md", "table1.csv"]
+    assert [p.name for p in written] == ["table2.csv", "table2.md", "table1.csv", "table2_diffs.csv", "leak.csv"]
     text = out.read_text(encoding="utf-8")
     assert text.splitlines()[1].startswith("Direct transfer,10.0,10.1,30.0,40.0,11.0,11.1")
     back = pd.read_csv(out)

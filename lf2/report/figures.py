@@ -48,6 +48,10 @@ def draw_figures(
             from lf2.report.curves import cluster_consistency_figure
 
             fig = cluster_consistency_figure(params)
+        elif name == "intervals":
+            from lf2.report.intervals import intervals_figure
+
+            fig = intervals_figure(params)
         elif name == "tsne":
             from lf2.report.tsne import tsne_figure
 

@@ -10,7 +10,6 @@ never used for anything else (no table, figure or choice reads them).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -71,7 +70,3 @@ def render_leak_md(table: pd.DataFrame, display: Callable[[str], str]) -> list[s
                    f"{sub['best_mAP'].mean():.1f} | {infl.mean:+.1f} {ci} | {infl.n} |")
     return [*out, ""]
 
-
-def leak_csv_path(out_csv: str | os.PathLike[str]) -> str:
-    """``leak.csv`` beside ``table2.csv``."""
-    return os.path.join(os.path.dirname(os.fspath(out_csv)), "leak.csv")

@@ -1,10 +1,13 @@
 """Table II (and our line of Table I) from the metrics JSON files of a run.
 
 Inputs: the metrics files of :func:`lf2.layout.metrics_paths` for every direction of the
-params and every row of :func:`lf2.config.rows_for` (one per seed; the tables show the first
-seed's numbers). Outputs: ``table2.csv`` (ours), ``table2.md``
-(ours beside the paper's numbers) and ``table1.csv`` (our LF² line among Table I's methods).
-All numbers are percent with one decimal, from the LAST epoch's checkpoint.
+params, every row of :func:`lf2.config.rows_for` and every seed of ``rows.seeds``. Outputs:
+``table2.csv`` (ours: seed means, then per direction the std / Student-t 95% CI of mAP and
+Rank-1, n and the share of the gap to the supervised row closed), ``table2_diffs.csv``
+(paired differences over seeds, :mod:`lf2.report.spread`), ``leak.csv`` (the leak meter,
+:mod:`lf2.report.leak`), ``table2.md`` (all of it, ours beside the paper's numbers) and
+``table1.csv`` (our LF² line, seed means, among Table I's methods). All numbers are percent,
+from the LAST epoch's checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 from lf2 import layout
 from lf2.errors import LF2Error
 from lf2.io import atomic_path, atomic_write_text
+from lf2.report import leak, spread
 from lf2.report.paper import (
     METRIC_LABELS,
     METRICS,
@@ -64,9 +68,7 @@ def reference_lf2_row(params: dict) -> str:
     return reference_row(params, "lf2")
 
 
-def table_metrics_path(params: dict, direction: str, row: str) -> str:
-    """The metrics file a table line shows: the first seed's (means over seeds: later)."""
-    return layout.metrics_paths(params, direction, row)[0]
+SeedMetrics = dict[tuple[str, str, int], dict[str, Any]]
 
 
 # ----------------------------------------------------------------------------- reading metrics
@@ -95,13 +97,29 @@ def load_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def collect_metrics(params: dict) -> dict[tuple[str, str], dict[str, Any]]:
-    """``{(direction, row): metrics}`` for every direction and Table II row of the params."""
+def collect_seed_metrics(params: dict) -> SeedMetrics:
+    """``{(direction, row, seed): metrics}``; a missing seed's file is an error naming it."""
+    seeds = layout.seeds(params)
+    return {(d["name"], row, s): load_metrics(path)
+            for d in params["directions"] for row in _rows_for(params)
+            for s, path in zip(seeds, layout.metrics_paths(params, d["name"], row), strict=True)}
+
+
+def seed_means(params: dict, per_seed: SeedMetrics) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(direction, row): metrics}`` with mAP / Rank-k the means over seeds; the other keys
+    (``rerank``, ``checkpoint``) from the first seed."""
+    seeds = layout.seeds(params)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for d in params["directions"]:
         for row in _rows_for(params):
-            out[(d["name"], row)] = load_metrics(table_metrics_path(params, d["name"], row))
+            runs = [per_seed[(d["name"], row, s)] for s in seeds]
+            out[(d["name"], row)] = {**runs[0], **{k: math.fsum(r[k] for r in runs) / len(runs) for k in METRICS}}
     return out
+
+
+def collect_metrics(params: dict) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(direction, row): metrics}`` (seed means) for every direction and Table II row."""
+    return seed_means(params, collect_seed_metrics(params))
 
 
 def pct(value: float) -> float:
@@ -117,17 +135,31 @@ def metric_columns(direction: str) -> list[str]:
     return [f"{direction} {METRIC_LABELS[m]}" for m in METRICS]
 
 
-def build_table2(params: dict, metrics: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:
-    """One line per Table II row (paper order), 4 percent columns per params direction."""
-    lines = []
-    for row in _rows_for(params):
+def build_table2(params: dict, metrics: dict[tuple[str, str], dict[str, Any]],
+                 per_seed: SeedMetrics | None = None) -> pd.DataFrame:
+    """One line per Table II row (paper order), 4 percent columns (seed means) per direction;
+    with ``per_seed``, then per direction the spread columns of :func:`spread.spread_columns`."""
+    rows, lines = _rows_for(params), []
+    for row in rows:
         line: dict[str, Any] = {"Method": display_name(params, row)}
         for d in params["directions"]:
             m = metrics[(d["name"], row)]
             for key, col in zip(METRICS, metric_columns(d["name"]), strict=True):
                 line[col] = pct(m[key])
+        if per_seed is not None:
+            for d in params["directions"]:
+                line.update(spread.spread_cells(per_seed, d["name"], row, rows, layout.seeds(params)))
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def build_diffs(params: dict, per_seed: SeedMetrics) -> pd.DataFrame:
+    """table2_diffs: the comparisons of :func:`spread.comparisons`, paired over seeds."""
+    rows = _rows_for(params)
+    pairs = spread.comparisons(rows, {r: _row_spec(params, r)["variant"] for r in rows},
+                               reference_lf2_row(params) if any(_row_spec(params, r)["variant"] == "lf2"
+                                                                for r in rows) else None)
+    return spread.build_diffs(per_seed, [d["name"] for d in params["directions"]], pairs, layout.seeds(params))
 
 
 def build_table1(
@@ -178,10 +210,15 @@ def render_table2_md(
     params: dict,
     metrics: dict[tuple[str, str], dict[str, Any]],
     paper: pd.DataFrame,
-    sources: bool = False,
+    per_seed: SeedMetrics | None = None,
+    diffs: pd.DataFrame | None = None,
+    leak_table: pd.DataFrame | None = None,
 ) -> str:
-    """Markdown: our Table II, beside the paper's numbers where the data are the real ones."""
+    """Markdown: our Table II (seed means), beside the paper's numbers where the data are the
+    real ones; with ``per_seed`` each direction's spread, the paired differences, the leak
+    meter and the sources follow."""
     rows = _rows_for(params)
+    seeds = layout.seeds(params)
     directions = params["directions"]
     mapped = {d["name"]: paper_direction(params, d) for d in directions}
     out = ["# Table II: component analysis and number of pseudo identities", ""]
@@ -190,6 +227,8 @@ def render_table2_md(
     out += [
         f"Re-ranking: {'on' if rerank == [True] else 'off' if rerank == [False] else 'mixed'}. "
         "Percent, one decimal. Paper: " + PAPER_CITATION + ", Table II.",
+        f"Our numbers are means over seeds {seeds} (n = {len(seeds)}); the spread is the sample "
+        "std and the Student-t 95% interval of the mean.",
         f"Baseline and LF² w/o FM use M_t = rows.ablation_clusters = "
         f"{params['rows']['ablation_clusters']} (the paper: 700).",
         "",
@@ -222,6 +261,8 @@ def render_table2_md(
             if missing:
                 out += [f"The paper has no line for: {', '.join(missing)} (M_t differs from its "
                         "500 / 700 / 900).", ""]
+        if per_seed is not None:
+            out += _spread_md(params, per_seed, name, rows, seeds)
     if not all(mapped.values()):
         out += [
             "## The paper's Table II (real data, for reference only)",
@@ -242,25 +283,43 @@ def render_table2_md(
                 cells += [_fmt(rec.iloc[0][k]) if not rec.empty else "—" for k in ("mAP", "rank1")]
             body.append(cells)
         out += _md_table(header, body) + [""]
-    if sources:
+    names = {r: display_name(params, r) for r in rows}
+    if diffs is not None:
+        out += spread.render_diffs_md(diffs, names)
+    if leak_table is not None:
+        out += leak.render_leak_md(leak_table, names.__getitem__)
+    if per_seed is not None:
         out += ["## Sources", ""]
         for d in directions:
             for row in rows:
-                m = metrics[(d["name"], row)]
-                ck = m.get("checkpoint") or {}
-                sha = str(ck.get("sha256", ""))[:12] if isinstance(ck, dict) else ""
-                path = table_metrics_path(params, d["name"], row)
-                out.append(f"- `{path}`" + (f" (checkpoint sha256 {sha}…)" if sha else ""))
+                for s, path in zip(seeds, layout.metrics_paths(params, d["name"], row), strict=True):
+                    ck = per_seed[(d["name"], row, s)].get("checkpoint") or {}
+                    sha = str(ck.get("sha256", ""))[:12] if isinstance(ck, dict) else ""
+                    out.append(f"- `{path}`" + (f" (checkpoint sha256 {sha}…)" if sha else ""))
         out.append("")
     return "\n".join(out)
+
+
+def _spread_md(params: dict, per_seed: SeedMetrics, direction: str, rows: list[str], seeds: list[int]) -> list[str]:
+    """A direction's spread: mean ± std [95% CI] of mAP and Rank-1, the share of the gap closed."""
+    out = [f"Spread over seeds (n = {len(seeds)}): mean ± std [Student-t 95% CI]; gap closed = "
+           "(row − Direct) / (supervised − Direct), on mean mAP.", ""]
+    body = []
+    for row in rows:
+        cells = [display_name(params, row)]
+        cells += [spread.fmt_interval(spread.row_summary(per_seed, direction, row, seeds, key))
+                  for key, _ in spread.SPREAD_METRICS]
+        gap = spread.gap_closed(per_seed, direction, row, rows, seeds)
+        body.append([*cells, "—" if gap is None else f"{gap:.0f}%"])
+    return out + _md_table(["Method", "mAP", "Rank-1", "gap closed"], body) + [""]
 
 
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
+def _write_csv(df: pd.DataFrame, path: Path, float_format: str = "%.1f") -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.1f", encoding="utf-8")
+        df.to_csv(tmp, index=False, float_format=float_format, encoding="utf-8")
 
 
 def write_tables(
@@ -271,14 +330,42 @@ def write_tables(
 ) -> list[Path]:
     """Write ``table2.csv`` at ``out_csv`` and ``table2.md`` / ``table1.csv`` beside it."""
     out = Path(out_csv)
-    metrics = collect_metrics(params)
+    per_seed = collect_seed_metrics(params)
+    metrics = seed_means(params, per_seed)
     paper = load_paper_values(paper_values)
-    t2 = build_table2(params, metrics)
+    t2 = build_table2(params, metrics, per_seed)
     t1 = build_table1(params, metrics, paper)
-    md = render_table2_md(params, metrics, paper, sources=True)
-    md_path = out.with_name(layout.TABLE2_MD)
-    t1_path = out.with_name(layout.TABLE1_CSV)
-    _write_csv(t2, out)
-    atomic_write_text(md_path, md)
-    _write_csv(t1, t1_path)
-    return [out, md_path, t1_path]
+    diffs = build_diffs(params, per_seed)
+    leaks = build_leak(params, per_seed)
+    md = render_table2_md(params, metrics, paper, per_seed, diffs, leaks)
+    paths = [out, *(out.with_name(n) for n in (layout.TABLE2_MD, layout.TABLE1_CSV,
+                                                layout.TABLE2_DIFFS_CSV, layout.LEAK_CSV))]
+    _write_csv(t2, paths[0])
+    atomic_write_text(paths[1], md)
+    _write_csv(t1, paths[2])
+    _write_csv(diffs, paths[3], "%.2f")
+    _write_csv(leaks, paths[4])
+    return paths
+
+
+def build_leak(params: dict, per_seed: SeedMetrics) -> pd.DataFrame:
+    """The leak meter over every (direction, fine-tuning row, seed); empty without
+    ``finetune.eval_every``. The last-epoch number is the last epoch's own test evaluation
+    when there is one (same protocol both sides), else the row's metrics file."""
+    from lf2.report.curves import load_epochs
+    from lf2.rows import trained_rows
+
+    def epochs_of(d: str, row: str, s: int) -> list[dict[str, Any]]:
+        return [r for r in load_epochs(layout.epochs_path(params, d, row, s)) if r.get("stage") == "finetune"]
+
+    def last_of(d: str, row: str, s: int) -> tuple[float, int]:
+        recs = epochs_of(d, row, s)
+        last = recs[-1] if recs else {}
+        if last.get("eval"):
+            return float(last["eval"]["mAP"]), int(last["epoch"])
+        return float(per_seed[(d, row, s)]["mAP"]), int(last.get("epoch", params["finetune"]["epochs"]))
+
+    keys = [(d["name"], r, s) for d in params["directions"] for r in trained_rows(params) for s in layout.seeds(params)]
+    if not params["finetune"].get("eval_every"):
+        keys = []
+    return leak.build_leak_table(keys, epochs_of, last_of)
