@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_params
@@ -275,3 +276,27 @@ def test_done_stages_need_every_output_and_no_incomplete_mark(tmp_path):
     marks.mkdir(parents=True)
     (marks / urlsafe_b64encode(b"data/synth_a/meta.json").decode()).write_text("{}")
     assert done_stages(params, "params/smoke.yaml", str(tmp_path)) == []
+
+
+def test_resume_state_keeps_the_pseudo_labels(tmp_path):
+    """reinit_classifier false matches each epoch's clusters to the previous epoch's: a resumed
+    run needs those labels, so the state carries them (through a weights-only save and load)."""
+    from lf2.train.checkpoint import load_checkpoint
+    from lf2.train.common import RandomImages
+    from lf2.train.finetune import FinetuneTrainer
+    from lf2.train.variants import make_variant
+
+    params = tiny_params(tmp_path, finetune={"reinit_classifier": False})
+    device = torch.device("cpu")
+
+    def trainer():
+        images = RandomImages(params, device, 32, 0.0)
+        return FinetuneTrainer(params, make_variant("baseline", 2), 6, images, None, device)
+
+    first = trainer()
+    labels = [np.arange(32) % 6]
+    first.set_labels(labels, np.eye(32, first.student.out_channels, dtype=np.float32))
+    save_checkpoint(tmp_path / "state.pt", {"trainer": first.state_dict()})
+    resumed = trainer()
+    resumed.load_state_dict(load_checkpoint(tmp_path / "state.pt")["trainer"])
+    assert [y.tolist() for y in resumed.label_sets] == [y.tolist() for y in labels]

@@ -268,6 +268,8 @@ class FinetuneTrainer:
             "fusion": self.fusion.state_dict() if self.fusion is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "num_classes": self.student.classifier.out_features,
+            # the last epoch's pseudo labels: reinit_classifier false matches the next ones to them
+            "label_sets": [torch.from_numpy(y) for y in self.label_sets],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -280,6 +282,7 @@ class FinetuneTrainer:
             self.fusion.load_state_dict(state["fusion"])
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
+        self.label_sets = [t.numpy() for t in state.get("label_sets", [])]
 
     def fusion_meta(self) -> dict | None:
         if self.fusion is None:
