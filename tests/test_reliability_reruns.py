@@ -281,8 +281,8 @@ def test_done_stages_need_every_output_and_no_incomplete_mark(tmp_path):
 def test_resume_state_keeps_the_pseudo_labels(tmp_path):
     """reinit_classifier false matches each epoch's clusters to the previous epoch's: a resumed
     run needs those labels, so the state carries them (through a weights-only save and load)."""
+    from lf2.train.bench_steps import RandomImages
     from lf2.train.checkpoint import load_checkpoint
-    from lf2.train.common import RandomImages
     from lf2.train.finetune import FinetuneTrainer
     from lf2.train.variants import make_variant
 
