@@ -20,12 +20,16 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from lf2 import layout
+from lf2 import workflow_dag as dag
+from lf2.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -33,7 +37,30 @@ SNAKEMAKE = VENV_BIN / "snakemake"
 DIRECTION = "A-to-B"
 CANCEL_ROW = "baseline"
 ROWS = ("direct", CANCEL_ROW)
-TARGETS = [f"results/metrics/{DIRECTION}/{row}.json" for row in ROWS]
+
+
+# the reduced DAG: differences from params/smoke.yaml (lf2.config `extends`)
+CI_PARAMS = f"""\
+extends: smoke.yaml
+threads: 1                # the same arithmetic inside and outside SLURM
+directions:
+  - {{name: {DIRECTION}, source: synth_a, target: synth_b}}
+finetune:
+  epochs: 3               # time to cancel after the first resume state
+"""
+
+
+def ci_params() -> dict:
+    """The reduced params, resolved (written beside params/smoke.yaml in a temp dir)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(ROOT / "params", Path(tmp) / "params")
+        (Path(tmp) / "params" / "ci.yaml").write_text(CI_PARAMS)
+        return load_params(Path(tmp) / "params" / "ci.yaml")
+
+
+CI = ci_params()
+SEED = layout.reference_seed(CI)
+TARGETS = [layout.metrics_path(CI, DIRECTION, row, SEED) for row in ROWS]
 RUN_LIMIT_S = 900  # a SLURM run that takes longer is hanging (the issue: it never ended)
 
 
@@ -75,12 +102,7 @@ def workcopy(dest: Path, partition: str) -> Path:
     shutil.copy(ROOT / "Snakefile", dest)
     shutil.copytree(ROOT / "workflow", dest / "workflow")
     shutil.copytree(ROOT / "params", dest / "params")
-    params = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
-    params["directions"] = [d for d in params["directions"] if d["name"] == DIRECTION]
-    params["rows"] = {"clusters": [6], "ablation_clusters": 6}
-    params["threads"] = 1  # the same arithmetic inside and outside SLURM
-    params["finetune"]["epochs"] = 3  # time to cancel after the first resume state
-    (dest / "params" / "ci.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / "params" / "ci.yaml").write_text(CI_PARAMS)
     profile = dest / "workflow" / "profiles" / "slurm" / "config.yaml"
     text = profile.read_text()
     assert "<cpu-partition>" in text and "<gpu-partition>" in text, "site placeholders moved"
@@ -123,7 +145,7 @@ def slurm_job_of(argv_words: list[str]) -> str | None:
 
 def cancel_after_first_state(work: Path, done: threading.Event, record: dict) -> None:
     """scancel the fine-tuning job of CANCEL_ROW once its state.pt exists (once only)."""
-    state = work / "runs" / DIRECTION / CANCEL_ROW / "state.pt"
+    state = work / layout.state_path(CI, DIRECTION, CANCEL_ROW, SEED)
     while not done.is_set():
         if state.exists():
             job = slurm_job_of(["finetune", "--row", CANCEL_ROW])
@@ -146,7 +168,7 @@ def cancel_jobs_under(work: Path) -> None:
 
 
 def _epochs(work: Path) -> int:
-    log = work / "runs" / DIRECTION / CANCEL_ROW / "epochs.jsonl"
+    log = work / layout.epochs_path(CI, DIRECTION, CANCEL_ROW, SEED)
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
@@ -187,7 +209,7 @@ def runs(tmp_path_factory):
 
 def metrics(work: Path, row: str) -> dict:
     """A row's metrics without their timings (the checkpoint's sha256 stays in)."""
-    data = json.loads((work / "results" / "metrics" / DIRECTION / f"{row}.json").read_text())
+    data = json.loads((work / layout.metrics_path(CI, DIRECTION, row, SEED)).read_text())
     data.pop("timings")
     return data
 
@@ -208,7 +230,8 @@ def test_cancelled_job_is_retried_and_resumed(runs):
     assert re.search(rf"Error in group trained\n\s+log: \S+/{record['job']}\.log", out), out[-3000:]
     assert "Trying to restart job" in out, out[-3000:]
     assert res.returncode == 0, out[-3000:]
-    log = (work / "logs" / f"finetune--{DIRECTION}--{CANCEL_ROW}.log").read_text()
+    name = dag.job_name("finetune", direction=DIRECTION, row=CANCEL_ROW, seed=str(SEED))
+    log = (work / layout.log_path(name)).read_text()
     assert f"resuming {CANCEL_ROW} from epoch" in log, log[-2000:]
     assert _epochs(work) == 3  # every epoch once, the resumed ones not duplicated
     assert seconds < RUN_LIMIT_S
