@@ -247,6 +247,7 @@ def test_overrides_parse_values_as_yaml():
         [
             "finetune.epochs=3",
             "rows.clusters=[10, 20]",
+            "rows.variants=[direct, baseline, no_fm, lf2]",  # Table II rows only (the default adds the FM ablation)
             "model.flip_test=false",
             "pretrain.lr=1e-4",
             "model.pretrained=/weights/r18.pth",
@@ -355,7 +356,7 @@ def test_validate_params_does_not_modify_input():
 
 
 def test_rows_order_and_display_names():
-    p = load_params(DEFAULT, ["rows.clusters=[50, 70, 90]", "rows.ablation_clusters=70"])
+    p = load_params(DEFAULT, ["rows.clusters=[50, 70, 90]", "rows.ablation_clusters=70", "rows.variants=[direct, baseline, no_fm, lf2]"])
     assert rows_for(p) == ["direct", "baseline", "no_fm", "lf2_m50", "lf2_m70", "lf2_m90"]
     specs = [row_spec(p, r) for r in rows_for(p)]
     assert [s["display_name"] for s in specs] == [
@@ -374,7 +375,7 @@ def test_rows_order_and_display_names():
 
 def test_rows_keep_the_configured_cluster_order():
     p = load_params(DEFAULT, ["rows.clusters=[64, 32]"])
-    assert rows_for(p)[3:] == ["lf2_m64", "lf2_m32"]
+    assert rows_for(p)[3:] == ["lf2_m64", "lf2_m32", "no_fm_stripe", "lf2_fm_frozen"]  # FM ablation last
 
 
 @pytest.mark.parametrize("row", ["pretrain", "lf2_m999", "lf2", "LF2_m32", "baseline2"])

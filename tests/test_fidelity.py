@@ -262,3 +262,61 @@ def test_released_preset_runs_end_to_end(tmp_path, blob_pair):
     assert ckpt["model_config"]["expert"] == "concat_fc_bn" and ckpt["model_config"]["pooling"] == "avg+max"
     assert ckpt["params"]["finetune"]["clustering"]["method"] == "minibatch_kmeans"
     assert ckpt["meta"]["selection"] == "last epoch"
+
+
+def test_fm_ablation_variants_terms_and_fusion(tmp_path):
+    from lf2.train.variants import LossWeights
+
+    n, c = 8, 16
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(n, c, generator=g, requires_grad=True) for _ in range(2)]
+
+    class Out:
+        logits = torch.randn(n, 4, generator=g)
+        global_feat = torch.randn(n, c, generator=g)
+        part_feats = parts
+        expert_feats = [torch.randn(n, c, generator=g) for _ in range(2)]
+
+    y = torch.arange(n) % 4
+    w = LossWeights()
+    stripe = make_variant("no_fm_stripe", 2)
+    terms = stripe.loss_terms(Out, [y, y, y], {0, 1, 2}, w)
+    assert {"cls", "tri", "part_tri1", "part_tri2", "fm1", "fm2"} <= set(terms)
+    from lf2 import losses
+
+    torch.testing.assert_close(terms["fm2"], losses.softmax_triplet(parts[1], y))  # on unfused stripes
+    base = make_variant("no_fm", 2).loss_terms(Out, [y, y, y], {0, 1, 2}, w)
+    total_gap = stripe.total(terms, w) - make_variant("no_fm", 2).total(base, w)
+    torch.testing.assert_close(total_gap, w.fm_loss_weight * (terms["fm1"] + terms["fm2"]))  # LF²'s weight
+
+    tr = _trainer(tmp_path, variant="lf2_fm_frozen")
+    assert tr.fusion is not None and not tr.fusion.trainable and tr.fusion_meta()["mode"] == "released"
+    assert not tr.variant.needs_teacher_in_step(tr.fusion)  # no FM term to feed
+
+
+def test_supplementary_rows_are_targets_and_tabled_apart(tmp_path):
+    from lf2.config import row_spec, rows_for
+    from lf2.report.tables import build_table2, render_table2_md
+    from lf2.workflow_dag import build_jobs
+
+    params = tiny_params(tmp_path)
+    params["rows"]["variants"] = ["direct", "baseline", "no_fm", "lf2", "no_fm_stripe", "lf2_fm_frozen"]
+    assert rows_for(params)[-2:] == ["no_fm_stripe", "lf2_fm_frozen"]
+    spec = row_spec(params, "lf2_fm_frozen")
+    assert spec["variant"] == "lf2_fm_frozen" and spec["clusters"] == params["rows"]["ablation_clusters"]
+    names = {j.name for j in build_jobs(params, "params/default.yaml")}
+    for d in ("A-to-B", "B-to-A"):
+        for row in ("no_fm_stripe", "lf2_fm_frozen"):
+            assert f"finetune--{d}--{row}--seed0" in names and f"evaluate--{d}--{row}--seed0" in names
+    metrics = {(d["name"], r): {"mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "rerank": False}
+               for d in params["directions"] for r in rows_for(params)}
+    assert "LF² with FM frozen at init" not in build_table2(params, metrics)["Method"].tolist()
+    import pandas as pd
+
+    md = render_table2_md(params, metrics, pd.DataFrame(columns=["table", "method", "direction", "mAP", "rank1"]))
+    sup = md[md.index("## Supplementary"):]
+    assert "| LF² w/o FM + stripe loss (unfused) | 50.0 | 60.0 | 70.0 | 80.0 |" in sup
+    assert "| LF² (M_t = 8) |" in sup and "| LF² w/o FM |" in sup
+    params["rows"]["variants"] = ["direct", "baseline", "no_fm", "lf2"]
+    assert "Supplementary" not in render_table2_md(params, metrics, pd.DataFrame(
+        columns=["table", "method", "direction", "mAP", "rank1"]))

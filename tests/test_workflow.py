@@ -559,8 +559,8 @@ def test_snakemake_then_dvc_agree(tmp_path):
     assert res.returncode == 0, res.stderr
     for target in final_targets(load_params(work / "params" / "default.yaml")):
         assert (work / target).is_file(), target
-    assert len(list((work / "logs").glob("*.log"))) == 28
-    assert len(list((work / "logs" / "benchmarks").glob("*.tsv"))) == 28
+    assert len(list((work / "logs").glob("*.log"))) == 36  # 28 + 2 supplementary rows x (finetune, evaluate) x 2 directions
+    assert len(list((work / "logs" / "benchmarks").glob("*.tsv"))) == 36
     res = snakemake(work, "-n", env=env)
     assert "Nothing to be done" in res.stdout + res.stderr
 
@@ -582,7 +582,7 @@ def test_snakemake_then_dvc_agree(tmp_path):
     assert load_params(pfile)["finetune"]["epochs"] == old_epochs + 1
     res = snakemake(work, "-n", env=env)
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["finetune"] == 10 and "pretrain" not in counts and "prepare" not in counts
+    assert counts["finetune"] == 14 and "pretrain" not in counts and "prepare" not in counts
     changed = dvc("status", "--json")
     assert set(yaml.safe_load(changed.stdout)) == {
         j

@@ -139,7 +139,7 @@ def build_table2(params: dict, metrics: dict[tuple[str, str], dict[str, Any]],
                  per_seed: SeedMetrics | None = None) -> pd.DataFrame:
     """One line per Table II row (paper order), 4 percent columns (seed means) per direction;
     with ``per_seed``, then per direction the spread columns of :func:`spread.spread_columns`."""
-    rows, lines = _rows_for(params), []
+    rows, lines = _table2_rows(params), []
     for row in rows:
         line: dict[str, Any] = {"Method": display_name(params, row)}
         for d in params["directions"]:
@@ -159,6 +159,11 @@ def build_diffs(params: dict, per_seed: SeedMetrics) -> pd.DataFrame:
     pairs = spread.comparisons(rows, {r: _row_spec(params, r)["variant"] for r in rows},
                                reference_lf2_row(params) if any(_row_spec(params, r)["variant"] == "lf2"
                                                                 for r in rows) else None)
+    if "lf2" in {_row_spec(params, r)["variant"] for r in rows}:  # the FM-ablation contrasts
+        lf2_row = reference_lf2_row(params)
+        extra = [("no_fm_stripe", "no_fm"), (lf2_row, "no_fm_stripe"), ("lf2_fm_frozen", "no_fm"),
+                 (lf2_row, "lf2_fm_frozen")]
+        pairs = list(dict.fromkeys([*pairs, *((a, b) for a, b in extra if a in rows and b in rows)]))
     return spread.build_diffs(per_seed, [d["name"] for d in params["directions"]], pairs, layout.seeds(params))
 
 
@@ -206,6 +211,40 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
+def _is_supplementary(params: dict, row: str) -> bool:
+    from lf2.train.variants import VARIANTS
+
+    return VARIANTS[_row_spec(params, row)["variant"]].supplementary
+
+
+def _table2_rows(params: dict) -> list[str]:
+    """Table II proper: supplementary rows are tabled apart (:func:`_supplementary_md`)."""
+    return [r for r in _rows_for(params) if not _is_supplementary(params, r)]
+
+
+def _supplementary_md(params: dict, metrics: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """The FM-ablation rows beside w/o FM and LF² at the same M_t (rows.ablation_clusters)."""
+    all_rows = _rows_for(params)
+    extra = [r for r in all_rows if _is_supplementary(params, r)]
+    if not extra:
+        return []
+    abl = params["rows"]["ablation_clusters"]
+    rows = [r for r in all_rows if r in ("no_fm", f"lf2_m{abl}")]
+    rows = rows[:1] + extra + rows[1:]
+    out = [f"## Supplementary: what the Fusion Module adds (M_t = {abl})", "",
+           "LF² − w/o FM mixes two effects: clustering on fused features and an extra "
+           "softmax-triplet on the stripes (the FM term). `no_fm_stripe` − w/o FM: the extra "
+           "stripe supervision alone. LF² − `no_fm_stripe`: clustering on fused features, the "
+           "supervision matched. `lf2_fm_frozen` − w/o FM: clustering on randomly fused features, "
+           "no extra supervision. LF² − `lf2_fm_frozen`: training FM (docs/method-choices.md).", ""]
+    for d in params["directions"]:
+        out += [f"### {d['name']}", ""]
+        body = [[display_name(params, r), *(_fmt(pct(metrics[(d["name"], r)][k])) for k in METRICS)]
+                for r in rows]
+        out += _md_table(["Method", "mAP", "Rank-1", "Rank-5", "Rank-10"], body) + [""]
+    return out
+
+
 def render_table2_md(
     params: dict,
     metrics: dict[tuple[str, str], dict[str, Any]],
@@ -217,7 +256,7 @@ def render_table2_md(
     """Markdown: our Table II (seed means), beside the paper's numbers where the data are the
     real ones; with ``per_seed`` each direction's spread, the paired differences, the leak
     meter and the sources follow."""
-    rows = _rows_for(params)
+    rows = _table2_rows(params)
     seeds = layout.seeds(params)
     directions = params["directions"]
     mapped = {d["name"]: paper_direction(params, d) for d in directions}
@@ -263,6 +302,7 @@ def render_table2_md(
                         "500 / 700 / 900).", ""]
         if per_seed is not None:
             out += _spread_md(params, per_seed, name, rows, seeds)
+    out += _supplementary_md(params, metrics)
     if not all(mapped.values()):
         out += [
             "## The paper's Table II (real data, for reference only)",
@@ -283,7 +323,7 @@ def render_table2_md(
                 cells += [_fmt(rec.iloc[0][k]) if not rec.empty else "—" for k in ("mAP", "rank1")]
             body.append(cells)
         out += _md_table(header, body) + [""]
-    names = {r: display_name(params, r) for r in rows}
+    names = {r: display_name(params, r) for r in _rows_for(params)}  # supplementary rows too
     if diffs is not None:
         out += spread.render_diffs_md(diffs, names)
     if leak_table is not None:

@@ -79,7 +79,7 @@ class FinetuneTrainer:
         if variant.uses_fusion:
             m = params["model"]
             self.fusion = FusionHead(self.student.out_channels, m["num_parts"], m["fm_reduction"],
-                                     m["fm_mode"]).to(device)
+                                     variant.fusion_mode(m["fm_mode"])).to(device)
         self.optimizer = self._new_optimizer()
         self.label_sets: list[np.ndarray] = []
         self._label_tensors: list[torch.Tensor] = []
@@ -288,7 +288,7 @@ class FinetuneTrainer:
         if self.fusion is None:
             return None
         m = self.params["model"]
-        return {"channels": self.student.out_channels, "reduction": m["fm_reduction"], "mode": m["fm_mode"]}
+        return {"channels": self.student.out_channels, "reduction": m["fm_reduction"], "mode": self.fusion.mode}
 
 
 def cluster_record(names, labels, true_pids) -> tuple[list[dict], dict]:

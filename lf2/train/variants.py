@@ -88,6 +88,7 @@ class Variant:
     trains: bool = True
     in_figures: bool = False
     default_row: bool = True
+    supplementary: bool = False  # tabled apart from Table II (table2.md's supplementary table)
     set_names: tuple[str, ...] = ("global",)
     uses_fusion: bool = False
 
@@ -109,6 +110,10 @@ class Variant:
 
     def needs_teacher_in_step(self, fusion) -> bool:
         return False
+
+    def fusion_mode(self, configured: str) -> str:
+        """The Fusion Module's mode for this variant (``model.fm_mode`` unless it fixes one)."""
+        return configured
 
     def cluster_features(self, feats: EpochFeatures, fusion) -> list[Tensor]:
         raise NotImplementedError
@@ -253,6 +258,52 @@ class LF2(PartVariant):
         return terms
 
 
+class NoFMStripe(NoFM):
+    """FM ablation: LF² w/o FM plus LF²'s extra stripe term, on the UNFUSED stripes.
+
+    ``fm_loss_weight * sum_j softmax_triplet(F^{P_j}_student, y_j)``: the same loss, weight and
+    labels as LF²'s FM term, with FM_j taken out. Against ``no_fm`` it isolates the extra
+    stripe supervision; against ``lf2`` (paper mode) it isolates clustering on fused features
+    with the FM in the loss path, the supervision being matched.
+    """
+
+    name = "no_fm_stripe"
+    label = "LF² w/o FM + stripe loss (unfused)"
+    short_label = "w/o FM + stripe loss"
+    order = 40
+    default_row = False
+    supplementary = True
+
+    def loss_terms(self, out, labels, sets, w, teacher_global=None, fusion=None):
+        from lf2 import losses
+
+        terms = super().loss_terms(out, labels, sets, w)
+        for j in range(1, self.num_parts + 1):
+            if j in sets:  # named fm<j> so that it carries fm_loss_weight, like LF²'s term
+                terms[f"fm{j}"] = losses.softmax_triplet(out.part_feats[j - 1], labels[j])
+        return terms
+
+
+class LF2FrozenFM(LF2):
+    """FM ablation: LF² with FM frozen at its random initialisation, so no FM term.
+
+    Against ``no_fm`` it isolates clustering on (fixed, randomly) fused features, with no
+    extra supervision; against ``lf2`` (paper mode) it isolates training FM (its loss term
+    and a learned rather than random fusion). One row, at ``rows.ablation_clusters``."""
+
+    name = "lf2_fm_frozen"
+    label = "LF² with FM frozen at init"
+    short_label = "LF² FM frozen"
+    order = 41
+    per_clusters = False
+    in_figures = False
+    default_row = False
+    supplementary = True
+
+    def fusion_mode(self, configured: str) -> str:
+        return "released"
+
+
 #: the registry: every row type by name, in table order (``register`` keeps it sorted)
 VARIANTS: dict[str, type[Variant]] = {}
 
@@ -278,7 +329,7 @@ def unregister(name: str) -> None:
     VARIANTS.pop(name, None)
 
 
-for _cls in (Direct, Baseline, NoFM, LF2):
+for _cls in (Direct, Baseline, NoFM, LF2, NoFMStripe, LF2FrozenFM):
     register(_cls)
 
 
