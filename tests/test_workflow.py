@@ -385,11 +385,11 @@ def test_dry_run_default_lists_all_jobs(dry_work, default_params):
     res = snakemake(dry_work, "-n", "-c2", "-p")
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
-    assert job_counts(out) == {
+    assert job_counts(out) == {  # 5 Table II + 2 supplementary fine-tuned rows, + direct
         "prepare": 2,
         "pretrain": 2,
-        "finetune": 10,
-        "evaluate": 12,
+        "finetune": 14,
+        "evaluate": 16,
         "table": 1,
         "figures": 1,
         "all": 1,
@@ -407,11 +407,11 @@ def test_dry_run_smoke_config(dry_work):
     res = snakemake(dry_work, "-n", "-c2", "--configfile", "params/smoke.yaml")
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
-    assert job_counts(out) == {
+    assert job_counts(out) == {  # the supplementary FM-ablation rows included (2 per direction)
         "prepare": 2,
         "pretrain": 2,
-        "finetune": 8,
-        "evaluate": 10,
+        "finetune": 12,
+        "evaluate": 14,
         "table": 1,
         "figures": 1,
         "all": 1,
