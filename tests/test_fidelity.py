@@ -118,7 +118,7 @@ def _labelled(tr, k: int = 4):
     from lf2.train.sampling import make_sampling, on_device
 
     ft = tr.ft
-    return iter(on_device(make_sampling(ft["sampling"], tr.label_sets, ft["batch_p"], ft["batch_k"], 3, 0),
+    return iter(on_device(make_sampling(ft.sampling, tr.label_sets, ft.batch_p, ft.batch_k, 3, 0),
                           tr.device))
 
 
