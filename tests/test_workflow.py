@@ -24,7 +24,7 @@ import yaml
 from lf2.config import load_params, rows_for
 from lf2.dvcgen import dvc_stages, render_dvc_yaml
 from lf2.errors import ParamsError
-from lf2.layout import FIGURE_KINDS, checkpoint_path, metrics_paths
+from lf2.layout import FIGURE_KINDS, TABLE_FILES, checkpoint_path, metrics_paths
 from lf2.workflow_dag import (
     build_jobs,
     final_targets,
@@ -60,7 +60,7 @@ FAKE_LF2 = textwrap.dedent(
     elif cmd == "evaluate":
         write(out, json.dumps({"mAP": 0.5, "args": argv}))
     elif cmd == "table":
-        for name in ("table2.csv", "table2.md", "table1.csv"):
+        for name in TABLE_FILES:
             write(os.path.join(os.path.dirname(out), name))
     elif cmd == "figures":
         for kind in FIGURE_KINDS:
@@ -69,7 +69,7 @@ FAKE_LF2 = textwrap.dedent(
     else:
         sys.exit("fake lf2: unexpected command " + cmd)
     '''
-).replace("FIGURE_KINDS", repr(FIGURE_KINDS))
+).replace("FIGURE_KINDS", repr(FIGURE_KINDS)).replace("TABLE_FILES", repr(TABLE_FILES))
 
 
 # --------------------------------------------------------------------------- helpers
