@@ -102,12 +102,15 @@ class Workspace:
         return out
 
     def pretrained(self, params: dict, source: Path, target: Path, tag: str) -> Path:
+        """Source pre-training; it sees ``target`` only with ``pretrain.target_bn``, and only then
+        does the target key the cache (so a direction's validation and test runs share it)."""
         from lf2.train.pretrain import run_pretrain
 
         sig = {k: params[k] for k in ("seed", "input", "model", "pretrain", "precision", "threads")}
-        out = self.root / "runs" / f"{tag}-{_key([sig, str(source), str(target)])}" / "model.pt"
+        seen = target if params["pretrain"]["target_bn"] else None
+        out = self.root / "runs" / f"{tag}-{_key([sig, str(source), str(seen) if seen else None])}" / "model.pt"
         if not out.is_file():
-            run_pretrain(params, source=source, target=target, out=out, resume=False)
+            run_pretrain(params, source=source, target=seen, out=out, resume=False)
         return out
 
 
@@ -162,7 +165,7 @@ def run_candidate(ws: Workspace, base: dict, name: str, seed: int, rows: list[st
             print(json.dumps(rec), flush=True)
 
 
-def _stats(values: list[float]) -> str:
+def stats_cell(values: list[float]) -> str:
     from lf2.report.stats import NO_INTERVAL, summarize
 
     st = summarize(values)
@@ -190,7 +193,7 @@ def summary(log: Path) -> str:
             cells = []
             for row in ROWS:
                 vals = [recs[(c, d, row, s)] for s in seeds if (c, d, row, s) in recs]
-                cells.append(_stats(vals) if vals else "—")
+                cells.append(stats_cell(vals) if vals else "—")
 
             def diff(a: str, b: str, c: str = c, d: str = d, seeds: list = seeds) -> list[float]:
                 return [recs[(c, d, a, s)] - recs[(c, d, b, s)] for s in seeds
@@ -199,7 +202,7 @@ def summary(log: Path) -> str:
             closed = [(recs[(c, d, "baseline", s)] - recs[(c, d, "direct", s)])
                       / (recs[(c, d, "supervised", s)] - recs[(c, d, "direct", s)]) * 100 for s in seeds
                       if all((c, d, r, s) in recs for r in ("baseline", "direct", "supervised"))]
-            extra = [_stats(v) if v else "—" for v in (diff("baseline", "direct"), diff("lf2", "baseline"), closed)]
+            extra = [stats_cell(v) if v else "—" for v in (diff("baseline", "direct"), diff("lf2", "baseline"), closed)]
             lines.append(f"| {c} | {d} | {','.join(map(str, seeds))} | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines)
 

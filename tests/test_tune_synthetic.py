@@ -55,3 +55,19 @@ def test_unknown_candidate_is_refused(tune, capsys) -> None:
     with pytest.raises(SystemExit):
         tune.main(["--candidates", "nope", "--work", "/nonexistent"])
     assert "unknown candidate" in capsys.readouterr().err
+
+
+def test_default_study_summary_pairs_rows_over_seeds(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location("default_study", ROOT / "benchmarks" / "default_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    log = tmp_path / "study.jsonl"
+    base = {"direct": 40.0, "baseline": 44.0, "no_fm": 44.0, "lf2": 44.0, "supervised": 60.0}
+    noise = {0: 0.0, 1: 3.0, 2: -3.0}  # shared by every row of a seed: cancels in the paired differences
+    lines = [{"direction": "A-to-B", "row": r, "seed": s, "mAP": v + noise[s] + (s == 2) * (r == "lf2"),
+              "rank1": v, "num_query": 100} for s in (0, 1, 2) for r, v in base.items()]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    text = study.summary(log)
+    assert "| baseline − direct | 3 | +4.0 | [+4.0, +4.0] | 0.0 | higher |" in text
+    assert "| lf2 − no_fm | 3 | +0.3 | [-1.1, +1.8] | 1.4 | not distinguishable |" in text
+    assert "| baseline | 3 | 44.0 ± 3.0" in text and "| 20.0 ± 0.0 [20.0, 20.0] |" in text
