@@ -24,7 +24,9 @@ def test_compile_keeps_state_dict_keys_and_rejects_unknown_modes():
 
 @pytest.mark.slow
 def test_compiled_finetune_step_matches_eager(tmp_path):
-    params = tiny_params(tmp_path)
+    # fp32: the tolerance below was measured in fp32; the default's bf16 autocast rounds
+    # every reordered reduction to 8 mantissa bits, a precision question, not a compile one
+    params = {**tiny_params(tmp_path), "precision": "fp32"}
     eager = bench_steps.finetune_random_step(params, "lf2", "shared", "cpu", steps=2, num_images=32)
     compiled = bench_steps.finetune_random_step({**params, "compile": "default"}, "lf2", "shared", "cpu",
                                          steps=2, num_images=32)
