@@ -1,7 +1,7 @@
 """CPU speed levers of the synthetic default, measured against each other in one process.
 
 Each configuration (precision x image size) builds the real source step and fine-tuning
-steps of ``lf2.train.{pretrain,finetune}.random_data_step`` on random images; the timed
+steps of ``lf2.train.bench_steps`` (``pretrain_random_step``, ``finetune_random_step``) on random images; the timed
 rounds are interleaved (A B C A B C ...) so that a change in the machine's load hits every
 configuration alike. Reported per step: the median over rounds of wall and of this
 process's CPU seconds (``time.process_time``), and the ratio to the first configuration::
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lf2.config import apply_overrides, load_params
-    from lf2.train import finetune, pretrain
+    from lf2.train import bench_steps
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default=str(ROOT / "params/default.yaml"))
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         h, w = size.split("x")
         p = apply_overrides(base, [f"precision={prec}", f"input.height={h}", f"input.width={w}"])
         for kind in args.steps_of:
-            fn = (pretrain.random_data_step(p, "cpu", total) if kind == "source"
-                  else finetune.random_data_step(p, kind, "shared", "cpu", total))
+            fn = (bench_steps.pretrain_random_step(p, "cpu", total) if kind == "source"
+                  else bench_steps.finetune_random_step(p, kind, "shared", "cpu", total))
             fn()  # warm-up (allocations, oneDNN kernel choice)
             steps[(cfg, kind)] = fn
     wall: dict = {k: [] for k in steps}
