@@ -262,7 +262,7 @@ def test_overrides_parse_values_as_yaml():
     assert p["pretrain"]["lr"] == pytest.approx(1e-4) and isinstance(p["pretrain"]["lr"], float)
     assert p["model"]["pretrained"] == "/weights/r18.pth"
     assert p["directions"][0]["source"] == "synth_b"
-    assert rows_for(p) == ["direct", "baseline", "no_fm", "lf2_m10", "lf2_m20"]
+    assert rows_for(p) == ["direct", "baseline", "no_fm", "lf2_m10", "lf2_m20", "supervised"]
 
 
 def test_overrides_do_not_touch_the_input():
@@ -375,7 +375,7 @@ def test_rows_order_and_display_names():
 
 def test_rows_keep_the_configured_cluster_order():
     p = load_params(DEFAULT, ["rows.clusters=[64, 32]"])
-    assert rows_for(p)[3:] == ["lf2_m64", "lf2_m32", "no_fm_stripe", "lf2_fm_frozen"]  # FM ablation last
+    assert rows_for(p)[3:] == ["lf2_m64", "lf2_m32", "no_fm_stripe", "lf2_fm_frozen", "supervised"]
 
 
 @pytest.mark.parametrize("row", ["pretrain", "lf2_m999", "lf2", "LF2_m32", "baseline2"])

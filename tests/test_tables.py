@@ -134,7 +134,7 @@ def test_table2_values_order_and_rounding(params: dict, tmp_path: Path) -> None:
     t2 = build_table2(params, collect_metrics(params))
     assert t2["Method"].tolist() == [
         "Direct transfer", "Baseline (only L_ReID^t)", "LF² w/o FM",
-        "LF² (M_t = 32)", "LF² (M_t = 48)", "LF² (M_t = 64)"]
+        "LF² (M_t = 32)", "LF² (M_t = 48)", "LF² (M_t = 64)", "Supervised (target's true labels)"]
     assert list(t2.columns) == ["Method",
                                 "A-to-B mAP", "A-to-B Rank-1", "A-to-B Rank-5", "A-to-B Rank-10",
                                 "B-to-A mAP", "B-to-A Rank-1", "B-to-A Rank-5", "B-to-A Rank-10"]
@@ -153,7 +153,7 @@ def test_write_tables_files(params: dict, tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert text.splitlines()[1].startswith("Direct transfer,10.0,10.1,30.0,40.0,11.0,11.1")
     back = pd.read_csv(out)
-    assert len(back) == 6
+    assert len(back) == 7
     md = (tmp_path / "results" / "table2.md").read_text(encoding="utf-8")
     assert "LAST epoch" in md
     # synthetic: the paper's numbers are shown apart, for reference, all of Table II

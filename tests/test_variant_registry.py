@@ -38,8 +38,8 @@ def dummy():
 
 def test_registry_order_and_rows(tmp_path: Path) -> None:
     params = tiny_params(tmp_path)
-    assert list(VARIANTS) == ["direct", "baseline", "no_fm", "lf2"]
-    assert rows_for(params) == ["direct", "baseline", "no_fm", "lf2_m6", "lf2_m8"]
+    assert list(VARIANTS) == ["direct", "baseline", "no_fm", "lf2", "supervised"]
+    assert rows_for(params) == ["direct", "baseline", "no_fm", "lf2_m6", "lf2_m8", "supervised"]
     assert row_spec(params, "lf2_m6") == {"variant": "lf2", "clusters": 6, "display_name": "LF² (M_t = 6)"}
     assert row_spec(params, "direct")["clusters"] is None
     with pytest.raises(ValueError, match="needs a name"):
@@ -65,7 +65,7 @@ def test_a_registered_variant_runs_through_finetune_table_and_figures(
     import yaml
 
     params = tiny_params(tmp_path)
-    assert rows_for(params) == ["direct", "baseline", "dummy", "no_fm", "lf2_m6", "lf2_m8"]
+    assert rows_for(params) == ["direct", "baseline", "dummy", "no_fm", "lf2_m6", "lf2_m8", "supervised"]
     assert "dummy" in trained_variants()
     # the DAG: a fine-tuning and an evaluation job per direction and seed
     jobs = build_jobs(params, "params/default.yaml")

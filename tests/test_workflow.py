@@ -388,8 +388,8 @@ def test_dry_run_default_lists_all_jobs(dry_work, default_params):
     assert job_counts(out) == {  # 5 Table II + 2 supplementary fine-tuned rows, + direct
         "prepare": 2,
         "pretrain": 2,
-        "finetune": 14,
-        "evaluate": 16,
+        "finetune": 16,
+        "evaluate": 18,
         "table": 1,
         "figures": 1,
         "all": 1,
@@ -410,8 +410,8 @@ def test_dry_run_smoke_config(dry_work):
     assert job_counts(out) == {  # the supplementary FM-ablation rows included (2 per direction)
         "prepare": 2,
         "pretrain": 2,
-        "finetune": 12,
-        "evaluate": 14,
+        "finetune": 14,
+        "evaluate": 16,
         "table": 1,
         "figures": 1,
         "all": 1,
@@ -432,7 +432,7 @@ def test_dry_run_paper_config_resolves_roots(dry_work):
     res = snakemake(dry_work, "-n", "-c2", "-p", "--configfile", "params/paper.yaml", env=env)
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
-    assert job_counts(out)["finetune"] == 10
+    assert job_counts(out)["finetune"] == 12
     assert "lf2 prepare market1501 --params params/paper.yaml --dataset market" in out
     assert "results/metrics/M-to-D/lf2_m900/seed0.json" in out
 
@@ -582,7 +582,7 @@ def test_snakemake_then_dvc_agree(tmp_path):
     assert load_params(pfile)["finetune"]["epochs"] == old_epochs + 1
     res = snakemake(work, "-n", env=env)
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["finetune"] == 14 and "pretrain" not in counts and "prepare" not in counts
+    assert counts["finetune"] == 16 and "pretrain" not in counts and "prepare" not in counts
     changed = dvc("status", "--json")
     assert set(yaml.safe_load(changed.stdout)) == {
         j

@@ -146,11 +146,16 @@ class FinetuneTrainer:
         sets = [F.normalize(s.float(), dim=1).cpu().numpy().astype(np.float32) for s in sets]
         t1 = time.perf_counter()
         c = self.ft.clustering
-        labels = pseudo_labels(
-            sets, method=c.method, k=self.clusters, seed=runtime.derive_seed(self.seed, "cluster", epoch),
-            niter=c.kmeans_iters, eps=c.dbscan_eps, min_samples=c.dbscan_min_samples,
-            k1=c.k1, k2=c.k2, device=str(self.device),
-        )
+        if self.variant.true_labels:  # the supervised reference: no clustering
+            if self.true_pids is None:
+                raise ParamsError(f"variant {self.variant.name!r} needs the target's training identities")
+            labels = [np.unique(self.true_pids, return_inverse=True)[1].astype(np.int64)]
+        else:
+            labels = pseudo_labels(
+                sets, method=c.method, k=self.clusters, seed=runtime.derive_seed(self.seed, "cluster", epoch),
+                niter=c.kmeans_iters, eps=c.dbscan_eps, min_samples=c.dbscan_min_samples,
+                k1=c.k1, k2=c.k2, device=str(self.device),
+            )
         t2 = time.perf_counter()
         bn = F.normalize(feats.teacher_global_bn, dim=1).cpu().numpy().astype(np.float32)
         return labels, bn, {"extract": t1 - t0, "cluster": t2 - t1}

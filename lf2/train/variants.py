@@ -76,7 +76,8 @@ class Variant:
     (one row per ``rows.clusters`` value, named ``<name>_m<M>``, instead of one row at
     ``rows.ablation_clusters``), ``trains`` (False: no fine-tuning run, e.g. Direct transfer),
     ``in_figures`` (shown in the t-SNE and Grad-CAM figures), ``default_row`` (in Table II
-    unless ``rows.variants`` says otherwise).
+    unless ``rows.variants`` says otherwise), ``true_labels`` (its one label set is the
+    target's true training identities instead of clusters: the supervised reference only).
     """
 
     name: str = ""
@@ -89,6 +90,7 @@ class Variant:
     in_figures: bool = False
     default_row: bool = True
     supplementary: bool = False  # tabled apart from Table II (table2.md's supplementary table)
+    true_labels: bool = False
     set_names: tuple[str, ...] = ("global",)
     uses_fusion: bool = False
 
@@ -304,6 +306,18 @@ class LF2FrozenFM(LF2):
         return "released"
 
 
+class Supervised(Baseline):
+    """The supervised reference (not UDA; the upper bound UDA papers quote): Baseline's loop
+    from the same pre-trained model, but its one label set is the target's TRUE training
+    identities (the manifest pids), never clustered. Evaluated on the same test split."""
+
+    name = "supervised"
+    label = "Supervised (target's true labels)"
+    short_label = "Supervised"
+    order = 90
+    true_labels = True
+
+
 #: the registry: every row type by name, in table order (``register`` keeps it sorted)
 VARIANTS: dict[str, type[Variant]] = {}
 
@@ -329,7 +343,7 @@ def unregister(name: str) -> None:
     VARIANTS.pop(name, None)
 
 
-for _cls in (Direct, Baseline, NoFM, LF2, NoFMStripe, LF2FrozenFM):
+for _cls in (Direct, Baseline, NoFM, LF2, NoFMStripe, LF2FrozenFM, Supervised):
     register(_cls)
 
 
