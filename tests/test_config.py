@@ -262,7 +262,7 @@ def test_overrides_parse_values_as_yaml():
     assert p["pretrain"]["lr"] == pytest.approx(1e-4) and isinstance(p["pretrain"]["lr"], float)
     assert p["model"]["pretrained"] == "/weights/r18.pth"
     assert p["directions"][0]["source"] == "synth_b"
-    assert rows_for(p) == ["direct", "baseline", "no_fm", "lf2_m10", "lf2_m20", "supervised"]
+    assert rows_for(p) == ["direct", "baseline", "no_fm", "lf2_m10", "lf2_m20"]
 
 
 def test_overrides_do_not_touch_the_input():

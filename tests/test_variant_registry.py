@@ -38,8 +38,9 @@ def dummy():
 
 def test_registry_order_and_rows(tmp_path: Path) -> None:
     params = tiny_params(tmp_path)
-    assert list(VARIANTS) == ["direct", "baseline", "no_fm", "lf2", "supervised"]
-    assert rows_for(params) == ["direct", "baseline", "no_fm", "lf2_m6", "lf2_m8", "supervised"]
+    assert list(VARIANTS) == ["direct", "baseline", "no_fm", "lf2", "no_fm_stripe", "lf2_fm_frozen", "supervised"]
+    assert rows_for(params) == ["direct", "baseline", "no_fm", "lf2_m6", "lf2_m8", "no_fm_stripe", "lf2_fm_frozen",
+                                "supervised"]
     assert row_spec(params, "lf2_m6") == {"variant": "lf2", "clusters": 6, "display_name": "LF² (M_t = 6)"}
     assert row_spec(params, "direct")["clusters"] is None
     with pytest.raises(ValueError, match="needs a name"):

@@ -331,7 +331,7 @@ def render_table2_md(
     if per_seed is not None:
         out += ["## Sources", ""]
         for d in directions:
-            for row in rows:
+            for row in _rows_for(params):  # supplementary rows too: every file read
                 for s, path in zip(seeds, layout.metrics_paths(params, d["name"], row), strict=True):
                     ck = per_seed[(d["name"], row, s)].get("checkpoint") or {}
                     sha = str(ck.get("sha256", ""))[:12] if isinstance(ck, dict) else ""
