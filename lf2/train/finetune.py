@@ -27,7 +27,6 @@ from lf2.train.checkpoint import (
     check_architecture,
     discard_state,
     load_checkpoint,
-    resumable_state,
     save_checkpoint,
 )
 from lf2.train.common import (
@@ -36,7 +35,7 @@ from lf2.train.common import (
     outputs_to_float,
     start_run,
 )
-from lf2.train.records import write_epoch_log
+from lf2.train.driver import EpochStage, drive_epochs
 from lf2.train.sampling import make_sampling, on_device
 from lf2.train.variants import EpochFeatures, LossWeights, Variant, make_variant
 
@@ -336,18 +335,8 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     init_ckpt["_path"] = str(init)
     trainer = FinetuneTrainer(params, v, clusters, images, init_ckpt, device,
                               true_pids=train["pid"].to_numpy())
-    start, records = 1, []
-    state = resumable_state(files.state, files.fingerprint) if resume else None
-    if state is not None:
-        trainer.load_state_dict(state["trainer"])
-        runtime.set_rng_state(state["rng"])
-        start, records = state["epoch"] + 1, state["records"]
-        log.info("resuming %s from epoch %d", row, start)
-    write_epoch_log(files.log, records)  # a fresh run never shows a stale log
-    log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
-             row, manifest.name, len(images), ft.epochs, ft.iters_per_epoch, device, images.mode)
 
-    for epoch in range(start, ft.epochs + 1):
+    def run_epoch(epoch: int) -> tuple[dict, str]:
         t0 = time.perf_counter()
         labels, bn_features, times = trainer.make_labels(epoch)
         trainer.set_labels(labels, bn_features)
@@ -357,22 +346,22 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         monitor = maybe_evaluate(params, trainer.teacher.model, manifest, epoch, device)
         t3 = time.perf_counter()
         clusters_rec, agree = cluster_record(v.set_names, labels, trainer.true_pids)
-        records.append({
+        record = {
             "stage": "finetune", "row": row, "epoch": epoch, "iters": ft.iters_per_epoch,
             "lr": ft.lr, "losses": _loss_record(losses), "clusters": clusters_rec, "agreement": agree,
             "time": {**times, "labels": t1 - t0, "train": t2 - t1, "eval": t3 - t2}, "eval": monitor,
-        })
-        save_checkpoint(files.state, {
-            "stage": "finetune", "row": row, "model_config": trainer.student.config(),
-            "fingerprint": files.fingerprint, "epoch": epoch, "trainer": trainer.state_dict(),
-            "rng": runtime.rng_state(), "records": records,
-        })
-        write_epoch_log(files.log, records)
-        log.info("epoch %d/%d  loss %.3f  clusters %s  %.1fs", epoch, ft.epochs, losses["total"],
-                 "/".join(str(c["num_clusters"]) for c in clusters_rec), t3 - t0)
+        }
+        sizes = "/".join(str(c["num_clusters"]) for c in clusters_rec)
+        return record, f"loss {losses['total']:.3f}  clusters {sizes}"
 
-    if start > ft.epochs:
-        log.info("%s already complete in %s; writing the final checkpoint", row, files.state)
+    log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
+             row, manifest.name, len(images), ft.epochs, ft.iters_per_epoch, device, images.mode)
+    drive_epochs(files, EpochStage(
+        label=row, epochs=ft.epochs,
+        header={"stage": "finetune", "row": row}, run_epoch=run_epoch,
+        restore=lambda state: trainer.load_state_dict(state["trainer"]),
+        state=lambda: {"model_config": trainer.student.config(), "trainer": trainer.state_dict()},
+    ), resume=resume)
     save_checkpoint(out, {
         "stage": "finetune", "row": row, "model_config": trainer.student.config(),
         "student": trainer.student.state_dict(), "teacher": trainer.teacher.model.state_dict(),

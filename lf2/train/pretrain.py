@@ -18,7 +18,7 @@ import torch
 from lf2 import losses
 from lf2.settings import model_config, pretrain_settings
 from lf2.train import runtime
-from lf2.train.checkpoint import build_model, discard_state, resumable_state, save_checkpoint
+from lf2.train.checkpoint import build_model, discard_state, save_checkpoint
 from lf2.train.common import (
     LossMonitor,
     divergence_limit,
@@ -26,7 +26,7 @@ from lf2.train.common import (
     outputs_to_float,
     start_run,
 )
-from lf2.train.records import write_epoch_log
+from lf2.train.driver import EpochStage, drive_epochs
 from lf2.train.sampling import indices_on_device
 
 log = logging.getLogger(__name__)
@@ -129,33 +129,30 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
 
     target_images = images_for(load_manifest(target)) if (pt.target_bn and target is not None) else None
     trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
-    start, records = 1, []
-    state = resumable_state(files.state, files.fingerprint) if resume else None
-    if state is not None:
-        trainer.model.load_state_dict(state["student"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        runtime.set_rng_state(state["rng"])
-        start, records = state["epoch"] + 1, state["records"]
-        log.info("resuming pre-training from epoch %d", start)
-    write_epoch_log(files.log, records)
-    log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
-             src.name, int(labels.max()) + 1, len(labels), pt.epochs, pt.iters_per_epoch, device)
-    for epoch in range(start, pt.epochs + 1):
+
+    def run_epoch(epoch: int) -> tuple[dict, str]:
         t0 = time.perf_counter()
         lr = trainer.set_epoch_lr(epoch)
         losses_ = trainer.train_epoch(epoch)
-        records.append({"stage": "pretrain", "row": "pretrain", "epoch": epoch, "iters": pt.iters_per_epoch,
-                        "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
-                                             "tri": losses_["tri"], "part_tri": [], "fm": []},
-                        "time": {"train": time.perf_counter() - t0}, "eval": None})
-        save_checkpoint(files.state, {"stage": "pretrain", "row": "pretrain", "fingerprint": files.fingerprint,
-                                     "model_config": trainer.model.config(), "epoch": epoch,
-                                     "student": trainer.model.state_dict(),
-                                     "optimizer": trainer.optimizer.state_dict(),
-                                     "rng": runtime.rng_state(), "records": records})
-        write_epoch_log(files.log, records)
-        log.info("epoch %d/%d  lr %.2e  loss %.3f (cls %.3f, tri %.3f)  %.1fs", epoch, pt.epochs, lr,
-                 losses_["total"], losses_["cls"], losses_["tri"], time.perf_counter() - t0)
+        record = {"stage": "pretrain", "row": "pretrain", "epoch": epoch, "iters": pt.iters_per_epoch,
+                  "lr": lr, "losses": {"total": losses_["total"], "cls": losses_["cls"],
+                                       "tri": losses_["tri"], "part_tri": [], "fm": []},
+                  "time": {"train": time.perf_counter() - t0}, "eval": None}
+        return record, (f"lr {lr:.2e}  loss {losses_['total']:.3f} (cls {losses_['cls']:.3f}, "
+                        f"tri {losses_['tri']:.3f})")
+
+    def restore(state: dict) -> None:
+        trainer.model.load_state_dict(state["student"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+
+    log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
+             src.name, int(labels.max()) + 1, len(labels), pt.epochs, pt.iters_per_epoch, device)
+    drive_epochs(files, EpochStage(
+        label="pre-training", epochs=pt.epochs,
+        header={"stage": "pretrain", "row": "pretrain"}, run_epoch=run_epoch, restore=restore,
+        state=lambda: {"model_config": trainer.model.config(), "student": trainer.model.state_dict(),
+                       "optimizer": trainer.optimizer.state_dict()},
+    ), resume=resume)
     save_checkpoint(out, {"stage": "pretrain", "row": "pretrain", "model_config": trainer.model.config(),
                           "student": trainer.model.state_dict(), "teacher": None, "fusion": None,
                           "params": params, "epoch": pt.epochs,
