@@ -122,3 +122,28 @@ def test_interval_figure_draws_each_rows_ci(tmp_path: Path) -> None:
     _write(params)
     written = draw_figures(params, tmp_path / "figs", ["intervals"])
     assert sorted(p.name for p in written) == ["intervals.pdf", "intervals.png"]
+
+
+def test_leak_table_from_epoch_logs(tmp_path: Path) -> None:
+    from lf2.rows import trained_rows
+
+    params = _params(tmp_path, [0, 1])
+    params["finetune"]["eval_every"] = 2
+    _write(params)
+    for d in params["directions"]:
+        for row in trained_rows(params):
+            for s in (0, 1):
+                p = Path(layout.epochs_path(params, d["name"], row, s))
+                p.parent.mkdir(parents=True, exist_ok=True)
+                recs = [{"stage": "finetune", "epoch": e, "eval": {"mAP": m, "rank1": m, "note": "monitoring"}}
+                        for e, m in ((2, 0.30 + 0.1 * s), (4, 0.25))]
+                p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    written = write_tables(params, layout.table_paths(params)[0])
+    leak = pd.read_csv(written[4])
+    assert len(leak) == 2 * 2 * len(trained_rows(params))
+    one = leak[(leak["row"] == "baseline") & (leak["seed"] == 1) & (leak["direction"] == "A-to-B")].iloc[0]
+    # last epoch 4 (its own evaluation, 25.0), best on the test split epoch 2 (40.0)
+    assert (one["last_epoch"], one["last_mAP"], one["best_epoch"], one["best_mAP"]) == (4, 25.0, 2, 40.0)
+    assert one["inflation_mAP"] == pytest.approx(15.0)
+    md = written[1].read_text(encoding="utf-8")
+    assert "TEST-SET LEAK" in md and "| A-to-B | Baseline (only L_ReID^t) | 25.0 | 35.0 | +10.0 [" in md
