@@ -73,7 +73,7 @@ def test_snakemake_validate_accepts_default_and_rejects_bad(tmp_path):
 def test_defaults_of_optional_keys_are_filled():
     params = load_params(DEFAULT)
     assert params["workflow"] == {"gpu_slot": False, "gpus": 0}
-    assert params["threads"] == 0
+    assert params["threads"] == 1  # pinned: results must not depend on snakemake -c
 
 
 def test_paper_settings():
