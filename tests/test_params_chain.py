@@ -79,7 +79,8 @@ def test_dvc_tracks_every_file_of_the_chain() -> None:
     stages = dvc_stages(params, "params/smoke.yaml")
     assert params_files("params/smoke.yaml") == ["params/smoke.yaml", "params/default.yaml"]
     ft = stages["finetune--A-to-B--baseline--seed0"]["params"]
-    assert ft[0] == {"params/smoke.yaml": ["precision", "model", "finetune"]}
+    # finetune reads evaluate.batch_size (its test-split monitor), which smoke.yaml sets
+    assert ft[0] == {"params/smoke.yaml": ["precision", "model", "finetune", "evaluate.batch_size"]}
     assert "input.random_erasing" in ft[1]["params/default.yaml"]
     assert keys_defined_in(ROOT / "params" / "smoke.yaml", ("input.cache", "input.pad")) == ["input.cache"]
 
@@ -121,7 +122,11 @@ def test_an_edit_to_the_base_file_makes_extending_stages_stale(tmp_path: Path) -
     base.write_text(head + "\nfinetune:\n" + tail.replace("\n  lr: 3.5e-4", "\n  lr: 1.0e-4", 1))
     res = snakemake(work, "-n", "-c2", "--configfile", "params/smoke.yaml", env=env)
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["finetune"] == 8 and "pretrain" not in counts
+    from lf2.workflow_dag import build_jobs
+
+    finetune_jobs = sum(j.rule == "finetune" for j in build_jobs(smoke, "params/smoke.yaml"))
+    assert finetune_jobs > 0
+    assert counts["finetune"] == finetune_jobs and "pretrain" not in counts  # every one, no other
     stale = set(yaml.safe_load(dvc("status", "--json").stdout))
     assert stale == {n for n in yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
                      if n.startswith("finetune--")}

@@ -557,10 +557,13 @@ def test_snakemake_then_dvc_agree(tmp_path):
     env = env_with(fake_bin(tmp_path))
     res = snakemake(work, "-c2", env=env)
     assert res.returncode == 0, res.stderr
-    for target in final_targets(load_params(work / "params" / "default.yaml")):
+    params = load_params(work / "params" / "default.yaml")
+    for target in final_targets(params):
         assert (work / target).is_file(), target
-    assert len(list((work / "logs").glob("*.log"))) == 36  # 28 + 2 supplementary rows x (finetune, evaluate) x 2 directions
-    assert len(list((work / "logs" / "benchmarks").glob("*.tsv"))) == 36
+    n_jobs = len(build_jobs(params, "params/default.yaml"))  # one log and one .tsv per job
+    assert n_jobs > 30
+    assert len(list((work / "logs").glob("*.log"))) == n_jobs
+    assert len(list((work / "logs" / "benchmarks").glob("*.tsv"))) == n_jobs
     res = snakemake(work, "-n", env=env)
     assert "Nothing to be done" in res.stdout + res.stderr
 
