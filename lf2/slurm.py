@@ -19,6 +19,8 @@ from typing import Any
 
 # Sized for params/default.yaml (the synthetic benchmark on a CPU). params/paper.yaml
 # sets its own; a params file overrides any of them under workflow.resources.<rule>.
+# The threads of the torch rules follow the params' ``threads`` when it pins them (> 0):
+# a job that runs one torch thread asks for one CPU, so ``-c2`` runs two such jobs at once.
 DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
     "prepare": {"threads": 1, "mem_mb": 2000, "runtime": 30},
     "pretrain": {"threads": 4, "mem_mb": 8000, "runtime": 120},
@@ -29,12 +31,24 @@ DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
 }
 
 GPU_RULES = ("pretrain", "finetune", "evaluate")
+#: rules whose command sets torch's thread count from the params' ``threads``
+TORCH_RULES = (*GPU_RULES, "figures")
 
 
 def job_requests(params: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """Per rule: threads, mem_mb, runtime: the defaults overlaid with workflow.resources."""
+    """Per rule: threads, mem_mb, runtime.
+
+    The defaults, with the torch rules' threads taken from the params' ``threads`` when it
+    is > 0 (0 leaves torch its own default, so the job asks for the default count), then
+    overlaid with ``workflow.resources.<rule>``, which wins.
+    """
     given = (params.get("workflow") or {}).get("resources") or {}
-    return {rule: {**base, **given.get(rule, {})} for rule, base in DEFAULT_RESOURCES.items()}
+    pinned = int(params.get("threads") or 0)
+    requests = {}
+    for rule, base in DEFAULT_RESOURCES.items():
+        own = {"threads": pinned} if pinned > 0 and rule in TORCH_RULES else {}
+        requests[rule] = {**base, **own, **given.get(rule, {})}
+    return requests
 
 
 @functools.cache

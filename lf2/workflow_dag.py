@@ -34,6 +34,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
                  "model", "finetune", "evaluate.batch_size"),
     "evaluate": (
         "precision",
+        "threads",
         "input.height",
         "input.width",
         "model.test_feature",
@@ -42,7 +43,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     ),
     # + datasets.<ds>.kind per job: whether a direction is one of the paper's (real data)
     "table": ("directions", "rows"),
-    "figures": ("seed", "directions", "rows", "input.height", "input.width", "model",
+    "figures": ("seed", "threads", "directions", "rows", "input.height", "input.width", "model",
                 "evaluate.batch_size"),
 }
 

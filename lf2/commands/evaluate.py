@@ -144,10 +144,11 @@ def run(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float]):
     from lf2.eval.features import extract_features, iter_eval_batches
     from lf2.train.checkpoint import load_model
-    from lf2.train.runtime import resolve_device, resolve_precision
+    from lf2.train.runtime import configure_threads, resolve_device, resolve_precision
 
     model, ckpt = load_model(args.checkpoint, which=args.which, device="cpu")
     params = _params(args, ckpt.get("params"))
+    configure_threads(int(params.get("threads", 0) or 0))  # as the training stages do
     device = resolve_device(args.device or params.get("device", "auto"))
     model.to(device)
     inp = (ckpt.get("params") or params).get("input", {})

@@ -27,8 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lf2.errors import LF2Error
     from lf2.report.figures import draw_figures
+    from lf2.train.runtime import configure_threads
 
     params = load_with_roots(args)
+    configure_threads(int(params.get("threads", 0) or 0))  # as the training stages do
     which = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     if args.num_images < 1 or args.tsne_ids < 2:
         raise LF2Error("--num-images must be >= 1 and --tsne-ids >= 2")
