@@ -174,6 +174,15 @@ class Request:
 
 
 def _job_name(job: Any) -> str:
+    """The DAG's name of a Snakemake job (``finetune--A-to-B--lf2_m48--seed0``)."""
+    from lf2.workflow_dag import job_name
+
+    items = getattr(job.wildcards, "items", None)
+    if items is not None:
+        try:
+            return job_name(job.rule.name, **dict(items()))
+        except KeyError:  # a rule the DAG does not know (or other wildcards): plain join
+            pass
     return "--".join([job.rule.name, *map(str, job.wildcards)])
 
 

@@ -121,3 +121,13 @@ def test_bad_job_sizes_are_refused(tmp_path):
     bad.write_text(text)
     with pytest.raises(ParamsError, match="workflow.resources.pretrain.threads"):
         load_params(bad)
+
+
+def test_job_names_in_fit_reports_are_the_dag_names():
+    job = SimpleNamespace(
+        rule=SimpleNamespace(name="finetune"),
+        wildcards={"direction": "A-to-B", "row": "lf2_m48", "seed": "0"},
+    )
+    assert slurm._job_name(job) == "finetune--A-to-B--lf2_m48--seed0"
+    unknown = SimpleNamespace(rule=SimpleNamespace(name="other"), wildcards=["x"])
+    assert slurm._job_name(unknown) == "other--x"

@@ -112,9 +112,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         detail = _unpickler_detail(str(exc))
         raise CheckpointRefused(
             f"refusing to load {p}: it holds objects an lf2 checkpoint never contains ({detail}); "
-            "it was not written by lf2 or has been altered, and unpickling it could run code from "
-            "the file. Rebuild it with the lf2 stage that writes it, or fetch it from a source you "
-            "trust") from exc
+            "it was written by other software, altered, or (a state.pt) by an older lf2 whose "
+            "resume states held numpy objects; unpickling it could run code from the file. "
+            "Rebuild it with the lf2 stage that writes it (an old state.pt: delete it and the run "
+            "starts over), or fetch it from a source you trust") from exc
     except Exception as exc:  # noqa: BLE001 - any other failure means a corrupt file
         raise CheckpointDamaged(f"checkpoint {p} cannot be read ({type(exc).__name__}: {exc}); "
                                 "it may be truncated: delete it and rerun the stage") from exc

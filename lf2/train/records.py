@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from lf2.io import _json_default, atomic_write_text, sha256_file
+from lf2.layout import MANIFEST_FILE, META_FILE
 
 
 def write_epoch_log(path: str | os.PathLike[str], records: list[dict]) -> None:
@@ -36,8 +37,8 @@ def input_digest(path: str | os.PathLike[str] | None) -> str | None:
     p = Path(path)
     files = [p]
     if p.is_dir() or p.suffix == ".csv":
-        csv = p / "manifest.csv" if p.is_dir() else p
-        files = [csv, csv.parent / "meta.json"]
+        csv = p / MANIFEST_FILE if p.is_dir() else p
+        files = [csv, csv.parent / META_FILE]
     h = hashlib.sha256()
     for f in files:
         h.update((sha256_file(f) if f.is_file() else f"missing {f.name}").encode())
