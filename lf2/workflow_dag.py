@@ -299,6 +299,23 @@ def _check_unique(jobs: list[Job]) -> None:
 # --------------------------------------------------------------------------- lookups
 
 
+def jobs_for(jobs: list[Job], target: str) -> list[Job]:
+    """The jobs of ``jobs`` that building ``target`` (an output path) needs, in the order of
+    ``jobs`` (topological for :func:`build_jobs`): what Snakemake runs for it on an empty tree."""
+    producer = {out: job for job in jobs for out in job.outputs}
+    if target not in producer:
+        raise KeyError(f"no job writes {target!r}")
+    needed: set[str] = set()
+    todo = [target]
+    while todo:
+        job = producer.get(todo.pop())
+        if job is not None and job.name not in needed:
+            needed.add(job.name)
+            todo.extend(job.inputs)
+    return [job for job in jobs if job.name in needed]
+
+
+
 def job_index(jobs: list[Job]) -> dict[tuple[str, tuple[tuple[str, str], ...]], Job]:
     """Jobs by (rule, sorted wildcards), the key a Snakemake input function has."""
     return {(j.rule, _wkey(j.wildcards)): j for j in jobs}

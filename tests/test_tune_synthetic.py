@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from lf2 import layout
 from lf2.config import apply_overrides, load_params, validate_params
 from tests.conftest import ROOT
 
@@ -71,3 +72,20 @@ def test_default_study_summary_pairs_rows_over_seeds(tmp_path) -> None:
     assert "| baseline − direct | 3 | +4.0 | [+4.0, +4.0] | 0.0 | higher |" in text
     assert "| lf2 − no_fm | 3 | +0.3 | [-1.1, +1.8] | 1.4 | not distinguishable |" in text
     assert "| baseline | 3 | 44.0 ± 3.0" in text and "| 20.0 ± 0.0 [20.0, 20.0] |" in text
+
+
+def test_validation_rows_run_on_the_validation_target_and_share_the_pretraining(tune, tmp_path) -> None:
+    import shlex
+
+    params = load_params(ROOT / "params" / "default.yaml")
+    d = params["directions"][0]
+    ws = tune.study.Workspace(tmp_path)
+    val, test = (ws.plan(p, d["name"], "supervised", 0) for p in (tune.validation_params(params, d), params))
+    evaluate = val.steps[-1].args
+    args = shlex.split(evaluate)
+    ran = load_params(args[args.index("--params") + 1])
+    assert f"--manifest {layout.data_dir(ran, d['validation'])} " in evaluate
+    assert ran["datasets"][d["validation"]] == tune.validation_spec(params, d)
+    assert "--variant supervised " in val.steps[-2].args  # the DAG's supervised row, not a pre-training
+    assert not params["pretrain"]["target_bn"] and val.steps[3].src == test.steps[3].src
+    assert val.metrics != test.metrics
