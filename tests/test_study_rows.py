@@ -127,3 +127,24 @@ def test_run_seed_logs_rows_and_measures_old_supervised_records_again(rows, smok
     new = rows.read_log(log)[2:]
     assert [(r["row"], r["dag_row"], r["mAP"]) for r in new] == [("supervised", "supervised", 50.0)]
     assert rows.done_keys(log, ("candidate",)) == {("c", "A-to-B", r, 0) for r in ("direct", "supervised")}
+
+
+@pytest.mark.slow
+def test_rows_train_at_smoke_sizes_and_reuse_what_they_share(rows, smoke, tmp_path) -> None:
+    from lf2.train.checkpoint import load_checkpoint
+
+    ws = rows.Workspace(tmp_path)
+    sup = rows.run_row(ws, smoke, "A-to-B", "supervised", 0)
+    plan = ws.plan(smoke, "A-to-B", "supervised", 0)
+    out = Path(_jobs(plan, rows)[3].outputs[0])
+    assert load_checkpoint(out)["meta"]["variant"] == "supervised" and sup["train_s"] > 0
+    train_ids = smoke["datasets"]["synth_b"]["train_ids"]
+    epochs = [json.loads(line) for line in layout.run_files(out)["epochs"].read_text().splitlines()]
+    assert len(epochs) == smoke["finetune"]["epochs"]
+    for rec in epochs:  # the target's true training identities, whatever M_t says
+        assert [c["num_clusters"] for c in rec["clusters"]] == [train_ids]
+    assert 0 < sup["mAP"] <= 100 and sup["num_query"] > 0
+    stamp = Path(plan.steps[2].outputs[0]).stat().st_mtime_ns
+    direct = rows.run_row(ws, smoke, "A-to-B", "direct", 0)
+    assert direct["train_s"] == 0 and Path(plan.steps[2].outputs[0]).stat().st_mtime_ns == stamp
+    assert 0 < direct["mAP"] <= 100
