@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lf2.bench.config import PAPER_SCHEDULE, SAMPLINGS, BenchConfig, _build_model, _timeit
+from lf2.settings import model_settings
 from lf2.train.variants import make_variant
 
 
@@ -58,7 +59,7 @@ def count_step_flops(cfg: BenchConfig, params: dict[str, Any], num_classes: int 
     ft = counts["student_forward_backward"] + counts["teacher_forward"]
     return {
         "batch": batch, "height": cfg.height, "width": cfg.width, "arch": cfg.arch,
-        "last_stride": params["model"]["last_stride"], **counts,
+        "last_stride": model_settings(params).last_stride, **counts,
         "pretrain_step_flops": counts["student_forward_backward"],
         "finetune_step_flops": ft,
         "finetune_step_flops_per_label": 3 * ft,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lf2.settings import model_settings
 from lf2.train.variants import trained_variants
 
 SECTIONS = ("matmul", "flops", "data", "pretrain", "finetune", "extract", "kmeans", "eval")
@@ -161,8 +162,8 @@ def _params_at_scale(params: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]
 def _build_model(cfg: BenchConfig, params: dict[str, Any], num_classes: int = 0):
     from lf2.models.net import ReIDNet
 
-    m = params["model"]
+    m = model_settings(params)
     return ReIDNet(
-        arch=cfg.arch, pretrained=False, last_stride=m["last_stride"], num_parts=m["num_parts"],
-        pooling=m["pooling"], num_classes=num_classes, test_feature=m["test_feature"],
+        arch=cfg.arch, pretrained=False, last_stride=m.last_stride, num_parts=m.num_parts,
+        pooling=m.pooling, num_classes=num_classes, test_feature=m.test_feature,
     )

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lf2.bench.config import BenchConfig, _build_model, _params_at_scale, _sync, _timeit
+from lf2.settings import input_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def bench_data(cfg: BenchConfig, params: dict[str, Any], device: Any) -> dict[st
     from lf2.data.transforms import build_train_transform
 
     n, batch = cfg.data_images, cfg.batch_p * cfg.batch_k
-    erasing = float(params["input"]["random_erasing"])
+    erasing = float(input_settings(params).random_erasing)
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (n, cfg.height, cfg.width, 3), dtype=np.uint8)
     out: dict[str, Any] = {"images": n, "batch": batch, "workers": cfg.workers}

@@ -18,9 +18,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lf2.commands._common import add_overrides_argument
+
+if TYPE_CHECKING:
+    from lf2.settings import EvaluateSettings
 
 SPLIT_NOTE = "query/gallery test split"
 
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         "num_valid_query": int(metrics["num_valid_query"]),
         "num_gallery": int(feats["gallery"].shape[0]),
         "feature_dim": int(feats["query"].shape[1]),
-        "rerank": bool(settings["rerank"]),
+        "rerank": bool(settings.rerank),
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
         "checkpoint": checkpoint,
         "features": str(features_path) if features_path else None,
@@ -153,7 +156,8 @@ def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float])
     model.to(device)
     inp = (ckpt.get("params") or params).get("input", {})
     height, width = _input_size(inp, args.checkpoint)
-    batch_size = args.batch_size or _evaluate_section(params)["batch_size"]
+    batch_size = args.batch_size or _evaluate_settings(params).batch_size
+    # stored params may be partial (a checkpoint of an older lf2): these two keep fallbacks
     flip = not args.no_flip and bool(params.get("model", {}).get("flip_test", True))
     amp = resolve_precision(params.get("precision", "auto"), device) is not None
     workers = int(params.get("input", {}).get("workers", 0))
@@ -173,7 +177,7 @@ def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float])
 def _rank(
     feats: dict,
     ids: dict,
-    settings: dict,
+    settings: EvaluateSettings,
     max_rank: int,
     timings: dict[str, float],
     manifest_path: str,
@@ -187,7 +191,7 @@ def _rank(
 
     (qp, qc), (gp, gc) = ids["query"], ids["gallery"]
     try:
-        if settings["rerank"]:
+        if settings.rerank:
             import numpy as np
 
             from lf2.eval.rerank import rerank
@@ -197,9 +201,9 @@ def _rank(
             dist = rerank(
                 q,
                 g,
-                k1=settings["k1"],
-                k2=settings["k2"],
-                lambda_value=settings["lambda"],
+                k1=settings.k1,
+                k2=settings.k2,
+                lambda_value=settings.lambda_,
                 device=device,
             )
             timings["rerank"] = time.perf_counter() - t0
@@ -238,15 +242,18 @@ def _params(args: argparse.Namespace, stored: dict | None) -> dict:
     return stored or {}
 
 
-def _settings(args: argparse.Namespace, params: dict) -> dict:
+def _settings(args: argparse.Namespace, params: dict) -> EvaluateSettings:
+    """The evaluate settings with the ``--rerank`` flag; checked, as stored params were not."""
+    import dataclasses
+
     from lf2.config import k_bound_problem
     from lf2.errors import ParamsError
 
-    ev = _evaluate_section(params)
+    ev = _evaluate_settings(params)
     if args.rerank is not None:
-        ev["rerank"] = args.rerank
-    lam = ev["lambda"]
-    problem = k_bound_problem("evaluate", ev["k1"], ev["k2"])
+        ev = dataclasses.replace(ev, rerank=args.rerank)
+    lam = ev.lambda_
+    problem = k_bound_problem("evaluate", ev.k1, ev.k2)
     if problem:
         raise ParamsError(problem)
     if not 0.0 <= float(lam) <= 1.0:
@@ -254,11 +261,13 @@ def _settings(args: argparse.Namespace, params: dict) -> dict:
     return ev
 
 
-def _evaluate_section(params: dict) -> dict:
+def _evaluate_settings(params: dict) -> EvaluateSettings:
     """``params.evaluate`` over the schema's defaults (stored params may predate a key)."""
     from lf2.config import section_defaults
+    from lf2.settings import EvaluateSettings, build
 
-    return {**section_defaults("evaluate"), **(params.get("evaluate") or {})}
+    section = {**section_defaults("evaluate"), **(params.get("evaluate") or {})}
+    return build(EvaluateSettings, section, "evaluate")
 
 
 def _input_size(inp: dict, path: str) -> tuple[int, int]:

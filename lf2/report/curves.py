@@ -23,6 +23,7 @@ from lf2.report.plot import (
     row_label,
     shared_legend,
 )
+from lf2.settings import model_settings
 
 #: finetune loss panels: (key in ``losses``, title); lists (per part) are summed over parts
 FINETUNE_LOSSES = (
@@ -284,7 +285,7 @@ def cluster_consistency_figure(params: dict) -> Any:
     from lf2.config import row_spec
     from lf2.train.variants import make_variant
 
-    k = params["model"]["num_parts"]
+    k = model_settings(params).num_parts
     rows = [r for r in trained_rows(params) if make_variant(row_spec(params, r)["variant"], k).num_sets > 1]
     logs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for d in params["directions"]:

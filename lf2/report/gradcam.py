@@ -32,6 +32,7 @@ from lf2.report.plot import (
     target_manifest,
     to_input,
 )
+from lf2.settings import input_settings
 
 
 def grad_cam(activation: Any, pool: Callable[[Any], Any]) -> Any:
@@ -181,7 +182,8 @@ def gradcam_figure(
     from lf2.train.variants import VARIANTS
 
     dev = figure_device(params, device)
-    h, w = params["input"]["height"], params["input"]["width"]
+    inp = input_settings(params)
+    h, w = inp.height, inp.width
     seed = int(params.get("seed", 0))
     shown = [(row, VARIANTS[row_spec(params, row)["variant"]]) for row in figure_rows(params)]
     fm_rows = [row for row, v in shown if v.uses_fusion]

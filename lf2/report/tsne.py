@@ -25,6 +25,7 @@ from lf2.report.plot import (
     target_manifest,
     to_input,
 )
+from lf2.settings import evaluate_settings, input_settings, model_settings
 
 MAX_IMAGES_PER_ID = 16
 
@@ -158,7 +159,8 @@ def tsne_figure(
     from lf2.train.checkpoint import load_model
 
     dev = figure_device(params, device)
-    h, w = params["input"]["height"], params["input"]["width"]
+    inp, m, ev = input_settings(params), model_settings(params), evaluate_settings(params)
+    h, w = inp.height, inp.width
     seed = int(params.get("seed", 0))
     rows = figure_rows(params)
     grid: dict[str, list[TsnePanel]] = {}
@@ -173,8 +175,8 @@ def tsne_figure(
         panels = []
         for row in rows:
             model, _ = load_model(figure_checkpoint(params, d["name"], row), which="auto")
-            feats = global_features(model, images, flip=bool(params["model"].get("flip_test", True)),
-                                    batch_size=int(params["evaluate"]["batch_size"]), device=dev)
+            feats = global_features(model, images, flip=bool(m.flip_test), batch_size=int(ev.batch_size),
+                                    device=dev)
             panels.append(TsnePanel(row_label(params, row), embed(feats, seed), labels,
                                     silhouette(feats, labels)))
         grid[d["name"]] = panels

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lf2.settings import finetune_settings, pretrain_settings
+from lf2.settings import finetune_settings, input_settings, model_settings, pretrain_settings
 from lf2.train import runtime
 from lf2.train.sampling import indices_on_device, make_sampling, on_device
 from lf2.train.variants import make_variant
@@ -25,11 +25,11 @@ class RandomImages:
         from lf2.data.batch_transforms import BatchAugment
         from lf2.data.tensor_cache import ImageCache
 
-        inp = params["input"]
+        inp = input_settings(params)
         gen = torch.Generator().manual_seed(0)
-        raw = torch.randint(0, 256, (num_images, inp["height"], inp["width"], 3), dtype=torch.uint8, generator=gen)
+        raw = torch.randint(0, 256, (num_images, inp.height, inp.width, 3), dtype=torch.uint8, generator=gen)
         self.cache = ImageCache(raw.numpy(), device)
-        self.augment = BatchAugment(inp["height"], inp["width"], pad=inp["pad"], flip=inp["flip"],
+        self.augment = BatchAugment(inp.height, inp.width, pad=inp.pad, flip=inp.flip,
                                     random_erasing=random_erasing)
 
     def __len__(self) -> int:
@@ -111,9 +111,9 @@ def finetune_random_step(params: dict, variant: str, sampling: str, device: torc
     device = torch.device(device)
     p = {**params, "finetune": {**params["finetune"], "sampling": sampling}}
     ft = finetune_settings(p)
-    v = make_variant(variant, p["model"]["num_parts"])
+    v = make_variant(variant, model_settings(p).num_parts)
     k = max(2, num_images // 8)
-    images = RandomImages(p, device, num_images, p["input"]["random_erasing"])
+    images = RandomImages(p, device, num_images, input_settings(p).random_erasing)
     from lf2.train.finetune import FinetuneTrainer
 
     trainer = FinetuneTrainer(p, v, k, images, None, device)
@@ -136,6 +136,6 @@ def finetune_bench_step(params: dict, variant: str, sampling: str, device: torch
     device = torch.device(device)
     step = finetune_random_step(params, variant, sampling, device, steps + warmup + 2, num_images)
     batch = params["finetune"]["batch_p"] * params["finetune"]["batch_k"]
-    forwards = make_variant(variant, params["model"]["num_parts"]).num_sets if sampling == "per_label" else 1
+    forwards = make_variant(variant, model_settings(params).num_parts).num_sets if sampling == "per_label" else 1
     return {"batch": batch, "forwards_per_step": forwards,
             **measure_step(step, warmup=warmup, steps=steps, device=device, images_per_step=batch * forwards)}

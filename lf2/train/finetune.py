@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lf2.errors import CheckpointError, ParamsError
-from lf2.settings import finetune_settings, model_config
+from lf2.settings import finetune_settings, input_settings, model_config, model_settings
 from lf2.train import runtime
 from lf2.train.checkpoint import (
     build_model,
@@ -76,9 +76,9 @@ class FinetuneTrainer:
         runtime.compile_backbones([self.student, self.teacher.model], params.get("compile"))
         self.fusion = None
         if variant.uses_fusion:
-            m = params["model"]
-            self.fusion = FusionHead(self.student.out_channels, m["num_parts"], m["fm_reduction"],
-                                     variant.fusion_mode(m["fm_mode"])).to(device)
+            m = model_settings(params)
+            self.fusion = FusionHead(self.student.out_channels, m.num_parts, m.fm_reduction,
+                                     variant.fusion_mode(m.fm_mode)).to(device)
         self.optimizer = self._new_optimizer()
         self.label_sets: list[np.ndarray] = []
         self._label_tensors: list[torch.Tensor] = []
@@ -291,8 +291,8 @@ class FinetuneTrainer:
     def fusion_meta(self) -> dict | None:
         if self.fusion is None:
             return None
-        m = self.params["model"]
-        return {"channels": self.student.out_channels, "reduction": m["fm_reduction"], "mode": self.fusion.mode}
+        reduction = model_settings(self.params).fm_reduction
+        return {"channels": self.student.out_channels, "reduction": reduction, "mode": self.fusion.mode}
 
 
 def cluster_record(names, labels, true_pids) -> tuple[list[dict], dict]:
@@ -320,17 +320,17 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
     from lf2.train.images import TrainImages
     from lf2.train.monitor import maybe_evaluate
 
-    ft, inp = finetune_settings(params), params["input"]
-    v = make_variant(variant, params["model"]["num_parts"])
+    ft, inp = finetune_settings(params), input_settings(params)
+    v = make_variant(variant, model_settings(params).num_parts)
     row = row or v.row_name(clusters)
     device, files = start_run(params, out, {"stage": "finetune", "variant": variant, "clusters": clusters,
                                             "init": str(init), "target": str(target), "row": row})
 
     manifest = load_manifest(target)
     train = manifest.split("train")
-    images = TrainImages(manifest.paths("train"), height=inp["height"], width=inp["width"], pad=inp["pad"],
-                         flip=inp["flip"], random_erasing=inp["random_erasing"], cache=inp["cache"],
-                         device=device, workers=inp["workers"])
+    images = TrainImages(manifest.paths("train"), height=inp.height, width=inp.width, pad=inp.pad,
+                         flip=inp.flip, random_erasing=inp.random_erasing, cache=inp.cache,
+                         device=device, workers=inp.workers)
     init_ckpt = load_checkpoint(init)
     init_ckpt["_path"] = str(init)
     trainer = FinetuneTrainer(params, v, clusters, images, init_ckpt, device,

@@ -30,11 +30,12 @@ def maybe_evaluate(params: dict, model: torch.nn.Module, manifest, epoch: int, d
     every = params["finetune"].get("eval_every", 0)
     if not every or epoch % every:
         return None
+    from lf2.settings import evaluate_settings, input_settings, model_settings
     from lf2.train.runtime import eval_mode
 
-    inp = params["input"]
+    inp = input_settings(params)
     with eval_mode(model):
-        res = evaluate_model(model, manifest, height=inp["height"], width=inp["width"],
-                             batch_size=params["evaluate"]["batch_size"], flip=params["model"]["flip_test"],
-                             device=device)
+        res = evaluate_model(model, manifest, height=inp.height, width=inp.width,
+                             batch_size=evaluate_settings(params).batch_size,
+                             flip=model_settings(params).flip_test, device=device)
     return {"mAP": float(res["mAP"]), "rank1": float(res["cmc"][0]), "note": NOTE}

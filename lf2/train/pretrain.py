@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lf2 import losses
-from lf2.settings import model_config, pretrain_settings
+from lf2.settings import input_settings, model_config, model_settings, pretrain_settings
 from lf2.train import runtime
 from lf2.train.checkpoint import build_model, discard_state, save_checkpoint
 from lf2.train.common import (
@@ -51,7 +51,7 @@ class PretrainTrainer:
         self.amp = runtime.resolve_precision(params.get("precision", "auto"), device)
         num_classes = int(self.labels.max()) + 1
         torch.manual_seed(runtime.derive_seed(self.seed, "pretrain-init"))
-        self.model = build_model(model_config(params, num_classes), pretrained=params["model"]["pretrained"])
+        self.model = build_model(model_config(params, num_classes), pretrained=model_settings(params).pretrained)
         self.model.to(device)
         if device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
@@ -115,7 +115,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     from lf2.data.manifest import load_manifest
     from lf2.train.images import TrainImages
 
-    pt, inp = pretrain_settings(params), params["input"]
+    pt, inp = pretrain_settings(params), input_settings(params)
     device, files = start_run(params, out, {"stage": "pretrain", "source": str(source),
                                             "target": str(target) if target else None})
     src = load_manifest(source)
@@ -123,9 +123,9 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
     _, labels = np.unique(train["pid"].to_numpy(), return_inverse=True)
 
     def images_for(manifest):
-        return TrainImages(manifest.paths("train"), height=inp["height"], width=inp["width"], pad=inp["pad"],
-                           flip=inp["flip"], random_erasing=0.0, cache=inp["cache"], device=device,
-                           workers=inp["workers"])
+        return TrainImages(manifest.paths("train"), height=inp.height, width=inp.width, pad=inp.pad,
+                           flip=inp.flip, random_erasing=0.0, cache=inp.cache, device=device,
+                           workers=inp.workers)
 
     target_images = images_for(load_manifest(target)) if (pt.target_bn and target is not None) else None
     trainer = PretrainTrainer(params, images_for(src), labels, device, target_images)
