@@ -297,7 +297,8 @@ def test_fm_ablation_variants_terms_and_fusion(tmp_path):
 
 def test_supplementary_rows_are_targets_and_tabled_apart(tmp_path):
     from lf2.config import row_spec, rows_for
-    from lf2.report.tables import build_table2, render_table2_md
+    from lf2.report.tables import build_table2
+    from lf2.report.tables_md import render_table2_md
     from lf2.workflow_dag import build_jobs
 
     params = tiny_params(tmp_path)

@@ -14,13 +14,8 @@ from lf2.cli import main
 from lf2.config import load_params, rows_for
 from lf2.errors import LF2Error
 from lf2.report.paper import load_paper_values, paper_direction, table2_values
-from lf2.report.tables import (
-    build_table2,
-    collect_metrics,
-    pct,
-    reference_lf2_row,
-    write_tables,
-)
+from lf2.report.run_metrics import collect_metrics, pct, reference_lf2_row
+from lf2.report.tables import build_table2, write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "params" / "default.yaml"

@@ -110,7 +110,7 @@ def plot_cmc(
 def cmc_figure(params: dict) -> Any:
     """CMC of every row from the reference seed's metrics files."""
     from lf2.config import rows_for
-    from lf2.report.tables import load_metrics
+    from lf2.report.run_metrics import load_metrics
 
     seed = layout.reference_seed(params)
     curves: dict[str, dict[str, list[float]]] = {}

@@ -51,7 +51,7 @@ def intervals_figure(params: dict) -> Any:
     """The figure from every seed's metrics file (an error names a missing one)."""
     from lf2 import layout
     from lf2.report.curves import all_row_colours
-    from lf2.report.tables import collect_seed_metrics
+    from lf2.report.run_metrics import collect_seed_metrics
     from lf2.rows import rows_for
 
     per_seed = collect_seed_metrics(params)
