@@ -246,8 +246,8 @@ def _settings(args: argparse.Namespace, params: dict) -> EvaluateSettings:
     """The evaluate settings with the ``--rerank`` flag; checked, as stored params were not."""
     import dataclasses
 
-    from lf2.config import k_bound_problem
     from lf2.errors import ParamsError
+    from lf2.params_checks import k_bound_problem
 
     ev = _evaluate_settings(params)
     if args.rerank is not None:
