@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lf2 import layout
 from lf2.config import load_params, rows_for
 from lf2.dvcgen import dvc_stages, render_dvc_yaml
 from lf2.errors import ParamsError
@@ -157,11 +158,13 @@ def test_jobs_cover_every_row_and_direction(default_params):
     counts = Counter(j.rule for j in jobs)
     n_dir = len(default_params["directions"])
     n_rows = len(rows_for(default_params))
+    n_seeds = len(layout.seeds(default_params))
+    assert n_seeds == 3  # the default's replicates (rows.seeds)
     assert counts == {
         "prepare": 2,
-        "pretrain": n_dir,
-        "finetune": n_dir * (n_rows - 1),
-        "evaluate": n_dir * n_rows,
+        "pretrain": n_dir * n_seeds,
+        "finetune": n_dir * (n_rows - 1) * n_seeds,
+        "evaluate": n_dir * n_rows * n_seeds,
         "table": 1,
         "figures": 1,
     }
