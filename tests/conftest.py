@@ -48,7 +48,7 @@ def tiny_params(tmp_path: Path, **sections) -> dict:
     params = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
     params["pretrain"].update(epochs=2, iters_per_epoch=2, milestones=[1], batch_p=4, batch_k=4)
     params["finetune"].update(epochs=2, iters_per_epoch=2, batch_p=4, batch_k=4)
-    params["rows"].update(clusters=[6, 8], ablation_clusters=8)
+    params["rows"].update(clusters=[6, 8], ablation_clusters=8, seeds=[0])  # one replicate
     params["paths"] = {"data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"),
                        "results": str(tmp_path / "results")}
     for key, value in sections.items():

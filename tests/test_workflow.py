@@ -225,7 +225,8 @@ def test_job_commands_follow_the_contract(default_params):
 def test_every_seed_is_a_job_and_fine_tuning_pairs_with_its_pretraining(default_params):
     params = load_params(ROOT / "params" / "default.yaml", ["rows.seeds=[0, 3]"])
     jobs = build_jobs(params, "params/default.yaml")
-    single = Counter(j.rule for j in build_jobs(default_params, "params/default.yaml"))
+    one = load_params(ROOT / "params" / "default.yaml", ["rows.seeds=[0]"])
+    single = Counter(j.rule for j in build_jobs(one, "params/default.yaml"))
     counts = Counter(j.rule for j in jobs)
     for rule in ("pretrain", "finetune", "evaluate"):
         assert counts[rule] == 2 * single[rule]
@@ -388,11 +389,12 @@ def test_dry_run_default_lists_all_jobs(dry_work, default_params):
     res = snakemake(dry_work, "-n", "-c2", "-p")
     assert res.returncode == 0, res.stderr + res.stdout
     out = res.stdout + res.stderr
-    assert job_counts(out) == {  # 5 Table II + 2 supplementary fine-tuned rows, + direct
+    n_seeds = len(layout.seeds(default_params))  # the default's rows.seeds: 3
+    assert job_counts(out) == {  # per seed: 5 Table II + 2 supplementary + supervised, + direct
         "prepare": 2,
-        "pretrain": 2,
-        "finetune": 16,
-        "evaluate": 18,
+        "pretrain": 2 * n_seeds,
+        "finetune": 16 * n_seeds,
+        "evaluate": 18 * n_seeds,
         "table": 1,
         "figures": 1,
         "all": 1,
@@ -588,7 +590,9 @@ def test_snakemake_then_dvc_agree(tmp_path):
     assert load_params(pfile)["finetune"]["epochs"] == old_epochs + 1
     res = snakemake(work, "-n", env=env)
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["finetune"] == 16 and "pretrain" not in counts and "prepare" not in counts
+    n_finetune = sum(j.rule == "finetune" for j in build_jobs(params, "params/default.yaml"))
+    assert n_finetune == 16 * len(layout.seeds(params))
+    assert counts["finetune"] == n_finetune and "pretrain" not in counts and "prepare" not in counts
     changed = dvc("status", "--json")
     assert set(yaml.safe_load(changed.stdout)) == {
         j
