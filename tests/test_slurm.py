@@ -13,13 +13,10 @@ resume state exists; Snakemake must notice, resubmit it, and the job must resume
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,10 +27,16 @@ import pytest
 from lf2 import layout
 from lf2 import workflow_dag as dag
 from lf2.config import load_params
+from tests.slurm_helpers import (
+    ROOT,
+    SNAKEMAKE,
+    cancel_jobs_under,
+    cluster_marks,
+    default_partition,
+    env,
+    write_profile,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-SNAKEMAKE = VENV_BIN / "snakemake"
 DIRECTION = "A-to-B"
 CANCEL_ROW = "baseline"
 ROWS = ("direct", CANCEL_ROW)
@@ -62,38 +65,7 @@ CI = ci_params()
 SEED = layout.reference_seed(CI)
 TARGETS = [layout.metrics_path(CI, DIRECTION, row, SEED) for row in ROWS]
 RUN_LIMIT_S = 900  # a SLURM run that takes longer is hanging (the issue: it never ended)
-
-
-def _no_cluster_reason() -> str | None:
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        return "snakemake-executor-plugin-slurm is not installed (pip install -e .[dev])"
-    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        return "no SLURM client (sinfo/sbatch) on PATH; .ci/slurm/setup.sh stands up a cluster"
-    try:
-        res = subprocess.run(
-            ["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 30 s"
-    if res.returncode != 0 or "idle" not in res.stdout and "mix" not in res.stdout:
-        return f"no idle SLURM node (sinfo: {(res.stdout + res.stderr).strip()[:200]!r})"
-    return None
-
-
-_REASON = _no_cluster_reason()
-if _REASON and os.environ.get("LF2_REQUIRE_SLURM") == "1":
-    raise RuntimeError(f"LF2_REQUIRE_SLURM=1 but the SLURM test cannot run: {_REASON}")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(_REASON is not None, reason=f"no SLURM cluster: {_REASON}"),
-]
-
-
-def default_partition() -> str:
-    out = subprocess.run(
-        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    return next((p.rstrip("*") for p in out if p.endswith("*")), out[0])
+pytestmark = cluster_marks()
 
 
 def workcopy(dest: Path, partition: str) -> Path:
@@ -103,19 +75,8 @@ def workcopy(dest: Path, partition: str) -> Path:
     shutil.copytree(ROOT / "workflow", dest / "workflow")
     shutil.copytree(ROOT / "params", dest / "params")
     (dest / "params" / "ci.yaml").write_text(CI_PARAMS)
-    profile = dest / "workflow" / "profiles" / "slurm" / "config.yaml"
-    text = profile.read_text()
-    assert "<cpu-partition>" in text and "<gpu-partition>" in text, "site placeholders moved"
-    text = text.replace("<cpu-partition>", partition).replace("<gpu-partition>", partition)
-    profile.write_text(text)
+    write_profile(dest / "workflow" / "profiles" / "slurm" / "config.yaml", partition)
     return dest
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PATH"] = os.pathsep.join([str(VENV_BIN), e.get("PATH", "")])
-    e.pop("CUDA_VISIBLE_DEVICES", None)
-    return e
 
 
 def on_slurm(work: Path, *extra: str, timeout: int) -> subprocess.CompletedProcess:
@@ -155,16 +116,6 @@ def cancel_after_first_state(work: Path, done: threading.Event, record: dict) ->
                 record["epochs_before"] = _epochs(work)
                 return
         time.sleep(0.1)
-
-
-def cancel_jobs_under(work: Path) -> None:
-    """scancel the SLURM jobs whose working directory is ``work`` (a hung run's)."""
-    out = subprocess.run(
-        ["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, check=False
-    ).stdout
-    jobs = [line.split()[0] for line in out.splitlines() if line.split()[1:] == [str(work)]]
-    if jobs:
-        subprocess.run(["scancel", *jobs], check=False)
 
 
 def _epochs(work: Path) -> int:
