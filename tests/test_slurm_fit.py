@@ -96,7 +96,7 @@ def test_gpu_requests_follow_the_device(monkeypatch):
 
 def test_job_sizes_come_from_the_params():
     smoke = slurm.job_requests(load_params("params/smoke.yaml"))
-    assert smoke["finetune"] == {"threads": 1, "mem_mb": 1000, "runtime": 10}  # from `threads`
+    assert smoke["finetune"] == {"threads": 1, "mem_mb": 2000, "runtime": 10}  # from `threads`
     default = slurm.job_requests(load_params("params/default.yaml"))
     for rule, base in slurm.DEFAULT_RESOURCES.items():  # threads: 1 pins the torch rules' CPUs
         threads = 1 if rule in slurm.TORCH_RULES else base["threads"]
@@ -114,7 +114,7 @@ def test_bad_job_sizes_are_refused(tmp_path):
     text = (
         open("params/smoke.yaml")
         .read()
-        .replace("pretrain: {mem_mb: 1000", "pretrain: {threads: 0, mem_mb: 1000", 1)
+        .replace("pretrain: {mem_mb: 2000", "pretrain: {threads: 0, mem_mb: 2000", 1)
         .replace("extends: default.yaml", f"extends: {os.path.abspath('params/default.yaml')}")
     )
     bad = tmp_path / "bad.yaml"

@@ -54,6 +54,18 @@ else
 JobAcctGatherType=jobacct_gather/none"
 fi
 
+# memory: task/cgroup holds each job to its --mem (over it: OUT_OF_MEMORY, which
+# tests/test_slurm_failures.py provokes), through the cgroup-v1 memory hierarchy these
+# machines mount; without one, jobs may use any memory (and that test fails).
+if [ -w /sys/fs/cgroup/memory ]; then
+  TASK=task/cgroup
+  printf 'CgroupPlugin=cgroup/v1\nConstrainRAMSpace=yes\nConstrainCores=no\nConstrainDevices=no\n' \
+    > /etc/slurm/cgroup.conf
+else
+  TASK=task/none
+  echo "setup.sh: no cgroup-v1 memory hierarchy; memory limits are not enforced" >&2
+fi
+
 cat > /etc/slurm/slurm.conf <<CONF
 # written by lf2 .ci/slurm/setup.sh
 ClusterName=$CLUSTER
@@ -68,7 +80,7 @@ SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=$TASK
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
