@@ -41,8 +41,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         "model.flip_test",
         "evaluate",
     ),
-    # + datasets.<ds>.kind per job: whether a direction is one of the paper's (real data)
-    "table": ("directions", "rows"),
+    # + datasets.<ds>.kind per job: whether a direction is one of the paper's (real data);
+    # seed: the run of each row without rows.seeds; finetune.eval_every / epochs: leak.csv
+    "table": ("seed", "directions", "rows", "finetune.eval_every", "finetune.epochs"),
     "figures": ("seed", "threads", "directions", "rows", "input.height", "input.width", "model",
                 "evaluate.batch_size"),
 }
