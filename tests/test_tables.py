@@ -54,7 +54,7 @@ def _write_fake_metrics(params: dict) -> dict[tuple[str, str], dict]:
 
 @pytest.fixture()
 def params(tmp_path: Path) -> dict:
-    p = load_params(DEFAULT)
+    p = load_params(DEFAULT, ["rows.seeds=[0]"])  # one run per row (seeds: test_tables_seeds.py)
     p["paths"] = {"data": str(tmp_path / "data"), "runs": str(tmp_path / "runs"),
                   "results": str(tmp_path / "results")}
     return p

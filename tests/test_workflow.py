@@ -214,7 +214,7 @@ def test_job_commands_follow_the_contract(default_params):
     )
     table = find_job(index, "table", {})
     assert table.cmd == "lf2 table --params params/default.yaml --out results/table2.csv"
-    assert len(table.inputs) == 2 * len(rows_for(default_params))
+    assert len(table.inputs) == 2 * len(rows_for(default_params)) * len(layout.seeds(default_params))
     figures = find_job(index, "figures", {})
     assert figures.cmd == "lf2 figures --params params/default.yaml --out results/figures"
     assert len(figures.outputs) == 2 * len(FIGURE_KINDS)
