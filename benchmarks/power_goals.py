@@ -59,10 +59,10 @@ def goals_markdown(results: Path) -> str:
 def compare_markdown(a: Path, b: Path) -> str:
     da, db = _read(a)[1], _read(b)[1]
     keys = ["direction", "comparison", "metric"]
-    both = da.merge(db, on=keys, suffixes=("_a", "_b"), how="outer", indicator=True)
+    both = da.merge(db, on=keys, suffixes=("_a", "_b"), how="inner")  # what both runs compare
     agree = both.verdict_a == both.verdict_b
-    lines = [f"verdicts agree on {int(agree.sum())} of {len(both)} paired differences "
-             f"({a} vs {b})"]
+    lines = [f"verdicts agree on {int(agree.sum())} of {len(both)} paired differences that both "
+             f"runs have ({a}: {len(da)}, {b}: {len(db)})"]
     for _, r in both[~agree].iterrows():
         lines.append(
             f"- {r.direction}, {r.comparison}, {r.metric}: {r.verdict_a} "
