@@ -1,4 +1,7 @@
-"""ResNet backbones (torchvision) without avgpool/fc, with a configurable last stride.
+"""ResNet backbones without avgpool/fc, with a configurable last stride.
+
+The trunks are lf2.models.resnet's (torchvision's network, names and initialisation, built
+without importing torchvision).
 
 Weights are never downloaded: ``pretrained=True`` reads torchvision's ImageNet file from the
 torch hub cache and fails with the exact path and URL when it is missing, so an offline
@@ -10,48 +13,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from lf2.errors import CheckpointError, LF2Error
+from lf2.models.resnet import ResNetTrunk
 
-#: arch -> (torchvision builder name, output channels, ImageNet weights URL (IMAGENET1K_V1))
-ARCHS: dict[str, tuple[str, int, str]] = {
-    "resnet18": ("resnet18", 512, "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
-    "resnet34": ("resnet34", 512, "https://download.pytorch.org/models/resnet34-b627a593.pth"),
-    "resnet50": ("resnet50", 2048, "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
-    "resnet101": ("resnet101", 2048, "https://download.pytorch.org/models/resnet101-63fe2227.pth"),
+#: arch -> torchvision's ImageNet weights URL (IMAGENET1K_V1), whose file name is its cache name
+ARCHS: dict[str, str] = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
 }
-
-
-class ResNetBackbone(nn.Module):
-    """The convolutional trunk of a torchvision ResNet: (B,3,H,W) -> (B,C,H/s,W/s).
-
-    Sub-module names equal torchvision's (``conv1``, ``bn1``, ``layer1``..``layer4``), so a
-    torchvision state dict loads directly (its ``fc.*`` keys are dropped).
-    """
-
-    def __init__(self, resnet: nn.Module) -> None:
-        super().__init__()
-        self.conv1 = resnet.conv1
-        self.bn1 = resnet.bn1
-        self.relu = resnet.relu
-        self.maxpool = resnet.maxpool
-        self.layer1 = resnet.layer1
-        self.layer2 = resnet.layer2
-        self.layer3 = resnet.layer3
-        self.layer4 = resnet.layer4
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
 
 
 def imagenet_weights_path(arch: str) -> Path:
     """Where torchvision caches the ImageNet weights of ``arch`` (it may not exist)."""
-    url = _arch_entry(arch)[2]
+    url = _arch_entry(arch)
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
@@ -64,13 +42,11 @@ def build_backbone(
     ``2`` is torchvision's 1/32. ``pretrained``: False (random init), True (torchvision's
     ImageNet IMAGENET1K_V1 file from the hub cache) or a path to a local state dict.
     """
-    import torchvision.models as tvm
-
-    builder, channels, url = _arch_entry(arch)
+    url = _arch_entry(arch)
     if last_stride not in (1, 2):
         raise LF2Error(f"model.last_stride must be 1 or 2, got {last_stride!r}")
-    resnet = getattr(tvm, builder)(weights=None)
-    backbone = ResNetBackbone(resnet)
+    backbone = ResNetTrunk(arch)
+    channels = backbone.out_channels
     if last_stride == 1:
         _set_last_stride_one(backbone.layer4)
     if pretrained is True:
@@ -97,7 +73,7 @@ def build_backbone(
     return backbone, channels
 
 
-def _arch_entry(arch: str) -> tuple[str, int, str]:
+def _arch_entry(arch: str) -> str:
     if arch not in ARCHS:
         raise LF2Error(f"model.arch {arch!r} is not supported; allowed: {', '.join(ARCHS)}")
     return ARCHS[arch]
