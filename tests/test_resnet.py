@@ -1,11 +1,9 @@
 """lf2's own ResNet trunks against torchvision's: same weights for a seed, same outputs and
-gradients, and no torchvision import on the training and evaluation paths."""
+gradients (tests/test_startup_imports.py: the DAG's jobs never import torchvision)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,16 +71,3 @@ def test_every_supported_arch_has_a_layout_and_a_weights_url() -> None:
     for arch in LAYOUTS:
         _, channels = build_backbone(arch, False, last_stride=2)
         assert channels == (512 if LAYOUTS[arch][0] == "basic" else 2048)
-
-
-def test_training_and_evaluation_modules_do_not_import_torchvision() -> None:
-    """torchvision imports torch._dynamo, seconds per DAG job; only the per-image PIL
-    pipeline (input.cache: loader) may import it, and only when it runs."""
-    code = (
-        "import sys, lf2.commands.finetune, lf2.commands.pretrain, lf2.commands.evaluate, "
-        "lf2.train.finetune, lf2.train.pretrain, lf2.eval.features, lf2.models; "
-        "from lf2.models import build_backbone; build_backbone('resnet18', False); "
-        "print('torchvision' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

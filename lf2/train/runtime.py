@@ -61,6 +61,10 @@ def compile_backbones(models: list[torch.nn.Module], mode: str | None) -> None:
         raise ParamsError(f"compile: {mode!r}; expected one of {', '.join(COMPILE_MODES)}")
     if mode == "none":
         return
+    if torch.are_deterministic_algorithms_enabled():  # inductor's own flag too (see above)
+        torch.use_deterministic_algorithms(
+            True, warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
+        )
     for model in models:
         model.backbone.compile(mode=None if mode == "default" else mode)
 
@@ -85,9 +89,21 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _set_deterministic_algorithms()
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
+
+
+def _set_deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of
+    ``torch._inductor`` (about 2 s of each job's start-up): that import only sets inductor's
+    own flag, which matters once something is compiled, and ``compile_backbones`` sets it
+    then. Falls back to the public call if torch's private setter is gone."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def rng_state() -> dict:
