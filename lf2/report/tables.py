@@ -67,18 +67,25 @@ def build_table2(params: dict, metrics: dict[tuple[str, str], dict[str, Any]],
     return pd.DataFrame(lines)
 
 
-def build_diffs(params: dict, per_seed: SeedMetrics) -> pd.DataFrame:
-    """table2_diffs: the comparisons of :func:`spread.comparisons`, paired over seeds."""
+def diff_pairs(params: dict) -> list[tuple[str, str]]:
+    """The (A, B) row pairs of table2_diffs (each A − B): :func:`spread.comparisons` plus the
+    FM-ablation contrasts when the FM rows run."""
     rows = rows_for(params)
-    pairs = spread.comparisons(rows, {r: row_spec(params, r)["variant"] for r in rows},
-                               reference_lf2_row(params) if any(row_spec(params, r)["variant"] == "lf2"
-                                                                for r in rows) else None)
-    if "lf2" in {row_spec(params, r)["variant"] for r in rows}:  # the FM-ablation contrasts
+    variants = {r: row_spec(params, r)["variant"] for r in rows}
+    has_lf2 = "lf2" in variants.values()
+    pairs = spread.comparisons(rows, variants, reference_lf2_row(params) if has_lf2 else None)
+    if has_lf2:  # the FM-ablation contrasts
         lf2_row = reference_lf2_row(params)
         extra = [("no_fm_stripe", "no_fm"), (lf2_row, "no_fm_stripe"), ("lf2_fm_frozen", "no_fm"),
                  (lf2_row, "lf2_fm_frozen")]
         pairs = list(dict.fromkeys([*pairs, *((a, b) for a, b in extra if a in rows and b in rows)]))
-    return spread.build_diffs(per_seed, [d["name"] for d in params["directions"]], pairs, layout.seeds(params))
+    return pairs
+
+
+def build_diffs(params: dict, per_seed: SeedMetrics) -> pd.DataFrame:
+    """table2_diffs: the comparisons of :func:`diff_pairs`, paired over seeds."""
+    return spread.build_diffs(per_seed, [d["name"] for d in params["directions"]], diff_pairs(params),
+                              layout.seeds(params))
 
 
 def build_table1(
