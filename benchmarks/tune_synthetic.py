@@ -132,11 +132,38 @@ def summary(log: Path) -> str:
     return "\n".join(lines)
 
 
+def paired_summary(log: Path, a: str, b: str) -> str:
+    """Markdown: candidate ``a`` − candidate ``b`` per direction, row and metric, paired over the
+    seeds both ran (Student-t 95%, table2_diffs' verdict rule), with their mean training time."""
+    from lf2.report.stats import paired_difference
+
+    recs = {(r["candidate"], r["direction"], r["row"], r["seed"]): r for r in study.read_log(log)}
+    lines = [f"| direction | row | metric | {a} − {b}, mean [95% CI] | verdict | training s, {a} / {b} (mean) |",
+             "|---|---|---|---|---|---|"]
+    for d in dict.fromkeys(k[1] for k in recs):
+        for row in study.ROWS:
+            seeds = sorted(k[3] for k in recs if k[:3] == (a, d, row) and (b, d, row, k[3]) in recs)
+            if len(seeds) < 2:
+                continue
+            ra, rb = ([recs[(c, d, row, s)] for s in seeds] for c in (a, b))
+            train = [sum(r["train_s"] for r in rs) / len(rs) for rs in (ra, rb)]
+            for key, label in (("mAP", "mAP"), ("rank1", "Rank-1")):
+                diff = paired_difference([r[key] for r in ra], [r[key] for r in rb], what=f"{d} {row} {key}")
+                lines.append(f"| {d} | {row} | {label} | {diff.mean:+.1f} [{diff.ci_low:+.1f}, {diff.ci_high:+.1f}]"
+                             f" (n = {diff.n}) | {diff.verdict} | {train[0]:.0f} / {train[1]:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     study.add_study_arguments(ap, "tune.jsonl", "extra override for every candidate (e.g. threads=1)")
     ap.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    ap.add_argument("--paired", nargs=2, metavar=("A", "B"), default=None,
+                    help="with --summary: candidate A − candidate B, paired over seeds")
     args = study.study_args(ap, argv)
+    if args.summary and args.paired:
+        print(paired_summary(args.log, *args.paired))
+        return 0
     if args.summary:
         print(summary(args.log))
         return 0

@@ -52,6 +52,24 @@ def test_summary_gives_intervals_only_with_two_seeds_or_more(tune, tmp_path) -> 
     assert "n = 1, no interval" in one and "±" not in one
 
 
+def test_paired_summary_pairs_two_candidates_over_their_common_seeds(tune, tmp_path) -> None:
+    log = tmp_path / "tune.jsonl"
+    lines = []
+    for s, gap in ((0, 1.0), (1, 2.0), (2, 3.0)):  # b is a plus 1, 2, 3 points: mean 2, std 1
+        for cand, shift in (("a", 0.0), ("b", gap)):
+            lines.append({"candidate": cand, "direction": "A-to-B", "row": "baseline", "seed": s,
+                          "mAP": 40.0 + shift, "rank1": 50.0, "train_s": 10.0 if cand == "a" else 20.0})
+    lines.append({"candidate": "a", "direction": "A-to-B", "row": "baseline", "seed": 3, "mAP": 0.0,
+                  "rank1": 0.0, "train_s": 1.0})  # no partner in b: left out
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    table = tune.paired_summary(log, "a", "b").splitlines()
+    m = next(x for x in table if "| mAP |" in x)
+    r1 = next(x for x in table if "| Rank-1 |" in x)
+    # -2 ± t(0.975, 2) * 1 / sqrt(3) = -2 ± 2.48
+    assert "| -2.0 [-4.5, +0.5] (n = 3) | not distinguishable | 10 / 20 |" in m
+    assert "+0.0 [+0.0, +0.0] (n = 3)" in r1
+
+
 def test_unknown_candidate_is_refused(tune, capsys) -> None:
     with pytest.raises(SystemExit):
         tune.main(["--candidates", "nope", "--work", "/nonexistent"])
