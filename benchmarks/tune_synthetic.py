@@ -59,6 +59,8 @@ CANDIDATES: dict[str, list[str]] = {
     "c32": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32],
     # c32 with a faster teacher: after 96 steps it keeps 0.95^96 = 1% of its start (0.98: 14%)
     "c32_w95": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "finetune.ema_omega=0.95"],
+    # c32 with a slower teacher: 0.99^96 = 38% of its start kept after the 96 steps
+    "c32_w99": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "finetune.ema_omega=0.99"],
     # c32 in fp32: what bf16 autocast does to the numbers
     "c32_fp32": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "precision=fp32"],
 }
