@@ -297,7 +297,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """
     table = _contingency(a, b)
     n = int(table.sum())
-    squares = int((table.astype(object) ** 2).sum()) if table.size else 0
+    squares = int((table.astype(np.int64) ** 2).sum())  # <= n^2; products below in Python ints
     rows = [int(v) for v in table.sum(axis=1)]
     cols = [int(v) for v in table.sum(axis=0)]
     same = squares - n
