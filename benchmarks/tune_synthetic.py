@@ -42,7 +42,8 @@ _DATA = ("synth_a", "synth_b")
 # the default before this study (its EMA and schedule were chosen on the test split), spelled out
 # so that every candidate means the same whatever params/default.yaml holds now
 _OLD = ["precision=fp32", "pretrain.epochs=12", "pretrain.iters_per_epoch=20", "pretrain.milestones=[6, 10]",
-        "finetune.epochs=10", "finetune.iters_per_epoch=12", "finetune.ema_omega=0.98", "input.height=64",
+        "finetune.epochs=10", "finetune.iters_per_epoch=12", "finetune.ema_omega=0.98", "adam=foreach",
+        "input.height=64",
         "input.width=32", "input.pad=4",
         *(f"datasets.{d}.{k}={v}" for d in _DATA for k, v in (("height", 64), ("width", 32), ("test_ids", 48)))]
 _SHORT = ["precision=bf16", "pretrain.epochs=10", "pretrain.iters_per_epoch=16", "pretrain.milestones=[6, 9]",
@@ -63,7 +64,11 @@ CANDIDATES: dict[str, list[str]] = {
     "c32_w99": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "finetune.ema_omega=0.99"],
     # c32 in fp32: what bf16 autocast does to the numbers
     "c32_fp32": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "precision=fp32"],
+    # c32 with the fused Adam kernel (the same update up to rounding, 8x faster on the CPU)
+    "c32_fused": [*_OLD, *_SHORT, *_BIG_TEST, *_SIZE32, "adam=fused"],
 }
+#: the candidate params/default.yaml holds (tests/test_tune_synthetic.py checks it)
+DEFAULT_CANDIDATE = "c32_fused"
 
 def validation_name(params: dict, direction: dict) -> str:
     if not direction.get("validation"):

@@ -24,14 +24,15 @@ from lf2.layout import PRETRAIN_ROW
 
 _INPUT_KEYS = ("input.height", "input.width", "input.pad", "input.flip")
 #: params keys (dotted) each stage reads; DVC tracks them, Snakemake's params trigger too.
-#: ``threads`` changes floating-point reduction order (results), ``compile`` the kernels.
+#: ``threads`` changes floating-point reduction order (results), ``compile`` and ``adam``
+#: the kernels.
 #: tests/test_stage_params.py runs each stage on params holding only these keys (plus
 #: :data:`UNTRACKED`): a stage that reads another key fails there.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "pretrain": ("seed", "precision", "threads", "compile", *_INPUT_KEYS, "model", "pretrain"),
+    "pretrain": ("seed", "precision", "threads", "compile", "adam", *_INPUT_KEYS, "model", "pretrain"),
     # evaluate.batch_size: the monitoring evaluation (finetune.eval_every) in epochs.jsonl
-    "finetune": ("seed", "precision", "threads", "compile", *_INPUT_KEYS, "input.random_erasing",
-                 "model", "finetune", "evaluate.batch_size"),
+    "finetune": ("seed", "precision", "threads", "compile", "adam", *_INPUT_KEYS,
+                 "input.random_erasing", "model", "finetune", "evaluate.batch_size"),
     "evaluate": (
         "precision",
         "threads",

@@ -31,6 +31,9 @@ assert torch.are_deterministic_algorithms_enabled()
 assert torch.is_deterministic_algorithms_warn_only_enabled()
 build_backbone("resnet18", False)
 cluster_record(["global"], [np.array([0, 1, 1, -1])], np.array([0, 1, 1, 2]))
+from PIL import Image
+from lf2.data.transforms import build_test_transform
+build_test_transform(32, 16)(Image.new("RGB", (20, 40)))  # the evaluation jobs' transform
 """
     assert _imported_after(code) == {m: False for m in HEAVY}
 

@@ -36,6 +36,20 @@ def test_test_transform_shape_and_normalisation():
     torch.testing.assert_close(x.mean(dim=(1, 2)), torch.tensor(expected), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(50, 30), (64, 32), (17, 9)])
+def test_test_transform_equals_torchvisions_bit_for_bit(size):
+    # lf2's evaluation transform is written without torchvision (start-up cost); it must
+    # give exactly torchvision's Resize(BILINEAR) -> ToTensor -> Normalize
+    from torchvision import transforms as T
+
+    reference = T.Compose([T.Resize((64, 32), interpolation=T.InterpolationMode.BILINEAR),
+                           T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    img = photo(*size, seed=7)
+    ours = build_test_transform(64, 32)(img)
+    assert ours.dtype == torch.float32 and ours.shape == (3, 64, 32)
+    torch.testing.assert_close(ours, reference(img), rtol=0, atol=0)
+
+
 def test_train_transform_shape_pad_and_flip():
     torch.manual_seed(0)
     img = photo()

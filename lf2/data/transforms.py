@@ -2,8 +2,9 @@
 
 Train: resize (H, W) -> random horizontal flip -> zero pad + random crop back to (H, W)
 -> ToTensor -> ImageNet normalisation -> random erasing (value 0, after normalisation,
-as the field does). Test: resize -> ToTensor -> normalisation. ``IMAGENET_MEAN`` and
-``IMAGENET_STD`` are shared with the batched tensor pipeline.
+as the field does). Test: resize -> ToTensor -> normalisation, the same operations written
+without torchvision. ``IMAGENET_MEAN`` and ``IMAGENET_STD`` are shared with the batched
+tensor pipeline.
 """
 
 from __future__ import annotations
@@ -35,12 +36,35 @@ def build_train_transform(
     return T.Compose(steps)
 
 
-def build_test_transform(height: int, width: int) -> Any:
-    """Evaluation pipeline: deterministic resize and normalisation."""
-    from torchvision import transforms as T
+class EvalTransform:
+    """Evaluation pipeline: deterministic resize and normalisation, without torchvision.
 
-    return T.Compose([
-        T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    The same operations as torchvision's ``Compose([Resize((H, W), BILINEAR), ToTensor(),
+    Normalize(IMAGENET_MEAN, IMAGENET_STD)])`` on a PIL image, bit for bit
+    (tests/test_transforms.py): PIL's bilinear resize, uint8 HWC -> float CHW / 255, then
+    ``sub_(mean).div_(std)``. Evaluation jobs are many small processes, and importing
+    torchvision costs each about 2 s (it imports torch._dynamo; docs/performance.md).
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        import torch
+
+        self.height, self.width = int(height), int(width)
+        self.mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, img: Any) -> Any:
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        if img.size != (self.width, self.height):
+            img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
+        pixels = torch.from_numpy(np.array(img.convert("RGB"), np.uint8, copy=True))
+        x = pixels.permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+        return x.sub_(self.mean).div_(self.std)
+
+
+def build_test_transform(height: int, width: int) -> EvalTransform:
+    """Evaluation pipeline: deterministic resize and normalisation (:class:`EvalTransform`)."""
+    return EvalTransform(height, width)

@@ -100,7 +100,8 @@ class FinetuneTrainer:
         return mods
 
     def _new_optimizer(self, previous: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
-        return make_adam(self._trainable_modules(), self.ft.lr, self.ft.weight_decay, previous)
+        return make_adam(self._trainable_modules(), self.ft.lr, self.ft.weight_decay, previous,
+                         impl=self.params.get("adam", "fused"))
 
     # ------------------------------------------------------- pseudo labels
     @torch.no_grad()

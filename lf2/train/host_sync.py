@@ -40,9 +40,9 @@ SYNCING_OPS = frozenset({
     "aten.repeat_interleave.Tensor",
 })
 
-#: torch.optim's foreach Adam on a CPU keeps its step counters on the host and reads them
-#: there; on CUDA ``make_adam`` builds the fused Adam, which keeps them on the device.
-#: Calls from these files are therefore not counted (the GPU test checks the optimiser).
+#: torch.optim's foreach Adam (params ``adam: foreach``) keeps its step counters on the host
+#: and reads them there; the fused Adam (the default) keeps them on the device. Calls from
+#: these files are therefore not counted (the GPU test checks the optimiser).
 DEFAULT_SKIP = ("torch/optim/",)
 _THIS_FILE = os.path.abspath(__file__)
 
