@@ -34,6 +34,11 @@ cluster_record(["global"], [np.array([0, 1, 1, -1])], np.array([0, 1, 1, 2]))
 from PIL import Image
 from lf2.data.transforms import build_test_transform
 build_test_transform(32, 16)(Image.new("RGB", (20, 40)))  # the evaluation jobs' transform
+from lf2.train.common import make_adam
+net = torch.nn.Linear(3, 2)
+opt = make_adam([net], 1e-3, 5e-4)  # params adam: fused, the default
+net(torch.randn(4, 3)).sum().backward()
+opt.step()
 """
     assert _imported_after(code) == {m: False for m in HEAVY}
 

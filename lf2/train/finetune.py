@@ -22,6 +22,7 @@ from torch import Tensor
 from lf2.errors import CheckpointError, ParamsError
 from lf2.settings import finetune_settings, input_settings, model_config, model_settings
 from lf2.train import runtime
+from lf2.train.adam import FusedAdam
 from lf2.train.checkpoint import (
     build_model,
     check_architecture,
@@ -99,7 +100,8 @@ class FinetuneTrainer:
             mods.append(self.fusion)
         return mods
 
-    def _new_optimizer(self, previous: torch.optim.Optimizer | None = None) -> torch.optim.Optimizer:
+    def _new_optimizer(self, previous: torch.optim.Optimizer | FusedAdam | None = None,
+                       ) -> torch.optim.Optimizer | FusedAdam:
         return make_adam(self._trainable_modules(), self.ft.lr, self.ft.weight_decay, previous,
                          impl=self.params.get("adam", "fused"))
 
