@@ -320,6 +320,7 @@ def test_dvc_stages_match_jobs(default_params):
                 "precision",
                 "threads",
                 "compile",
+                "adam",
                 "input.height",
                 "input.width",
                 "input.pad",
