@@ -49,7 +49,7 @@ def test_fused_and_foreach_agree_to_rounding() -> None:
 
 def test_kernel_follows_the_argument() -> None:
     model = _model(0)
-    fused = make_adam([model], 1e-3, 0.0)
+    fused = make_adam([model], 1e-3, 0.0, impl="fused")
     assert isinstance(fused, FusedAdam) and fused.defaults["fused"] is True
     foreach = make_adam([model], 1e-3, 0.0, impl="foreach")
     assert isinstance(foreach, torch.optim.Adam)

@@ -94,3 +94,28 @@ def test_finetune_step_runs_under_cuda_sync_errors(tmp_path, variant, sampling):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
+
+
+def test_fused_adam_step_is_counted_and_sync_free():
+    """The default ``adam: fused`` lives in lf2, outside DEFAULT_SKIP, so the step tests
+    above hold its update to the rule; torch's foreach Adam reads its host step counters
+    (seen here with nothing skipped), which is why torch/optim is skipped by default."""
+    from lf2.train.common import make_adam
+
+    def stepper(impl: str):
+        model = torch.nn.Linear(4, 3)
+        opt = make_adam([model], 1e-3, 5e-4, impl=impl)
+
+        def step() -> None:
+            opt.zero_grad()
+            model(torch.ones(2, 4)).sum().backward()
+            opt.step()
+        step()  # the first step creates the state
+        return step
+
+    assert host_syncs(stepper("fused"), skip=()) == {}
+    assert "aten._local_scalar_dense.default" in _ops_unskipped(stepper("foreach"))
+
+
+def _ops_unskipped(fn) -> set[str]:
+    return {op for op, _, _ in host_syncs(fn, skip=())}

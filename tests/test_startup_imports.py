@@ -36,7 +36,7 @@ from lf2.data.transforms import build_test_transform
 build_test_transform(32, 16)(Image.new("RGB", (20, 40)))  # the evaluation jobs' transform
 from lf2.train.common import make_adam
 net = torch.nn.Linear(3, 2)
-opt = make_adam([net], 1e-3, 5e-4)  # params adam: fused, the default
+opt = make_adam([net], 1e-3, 5e-4, impl="fused")  # params adam: fused, the default
 net(torch.randn(4, 3)).sum().backward()
 opt.step()
 """

@@ -60,7 +60,7 @@ class EvalTransform:
 
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
-        pixels = torch.from_numpy(np.array(img.convert("RGB"), np.uint8, copy=True))
+        pixels = torch.from_numpy(np.array(img if img.mode == "RGB" else img.convert("RGB"), np.uint8, copy=True))
         x = pixels.permute(2, 0, 1).contiguous().to(torch.float32).div(255)
         return x.sub_(self.mean).div_(self.std)
 

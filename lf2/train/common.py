@@ -27,11 +27,11 @@ def outputs_to_float(out):
 
 
 def make_adam(modules: list[torch.nn.Module], lr: float, weight_decay: float,
-              previous: torch.optim.Optimizer | FusedAdam | None = None,
-              impl: str = "fused") -> torch.optim.Optimizer | FusedAdam:
+              previous: torch.optim.Optimizer | FusedAdam | None = None, *,
+              impl: str) -> torch.optim.Optimizer | FusedAdam:
     """Adam over the trainable parameters of ``modules``.
 
-    ``impl`` is the params' ``adam``: ``fused`` (one kernel for every parameter, on the CPU
+    ``impl`` is the params' ``adam`` (no default here: the schema is its one home): ``fused`` (one kernel for every parameter, on the CPU
     too; about 8x faster than ``foreach`` for a ResNet-18 on one CPU thread;
     :class:`lf2.train.adam.FusedAdam`, torch's fused update without the start-up cost of
     torch.optim's base class) or ``foreach`` (``torch.optim.Adam(foreach=True)``). Both

@@ -103,7 +103,7 @@ class FinetuneTrainer:
     def _new_optimizer(self, previous: torch.optim.Optimizer | FusedAdam | None = None,
                        ) -> torch.optim.Optimizer | FusedAdam:
         return make_adam(self._trainable_modules(), self.ft.lr, self.ft.weight_decay, previous,
-                         impl=self.params.get("adam", "fused"))
+                         impl=self.params["adam"])
 
     # ------------------------------------------------------- pseudo labels
     @torch.no_grad()

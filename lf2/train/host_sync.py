@@ -41,8 +41,9 @@ SYNCING_OPS = frozenset({
 })
 
 #: torch.optim's foreach Adam (params ``adam: foreach``) keeps its step counters on the host
-#: and reads them there; the fused Adam (the default) keeps them on the device. Calls from
-#: these files are therefore not counted (the GPU test checks the optimiser).
+#: and reads them there, so calls from torch.optim are not counted. The default ``adam:
+#: fused`` is :class:`lf2.train.adam.FusedAdam`, which lives in lf2 and is counted: the CPU
+#: step tests hold its update to the no-sync rule too.
 DEFAULT_SKIP = ("torch/optim/",)
 _THIS_FILE = os.path.abspath(__file__)
 

@@ -57,7 +57,7 @@ class PretrainTrainer:
             self.model.to(memory_format=torch.channels_last)
         runtime.compile_backbones([self.model], params.get("compile"))
         self.optimizer = make_adam([self.model], self.pt.lr, self.pt.weight_decay,
-                                   impl=params.get("adam", "fused"))
+                                   impl=params["adam"])
 
     def set_epoch_lr(self, epoch: int) -> float:
         lr = self.pt.lr * lr_factor(epoch, self.pt.milestones, self.pt.warmup_epochs)
