@@ -11,6 +11,12 @@ prints, per direction, against the goals of docs/results.md ("Power goals"):
 the suite with ``threads: 1`` and with ``threads: 2``) and counts the disagreements::
 
     python benchmarks/power_goals.py /tmp/suite3/results --compare /tmp/suite3t2/results
+
+``--readme`` prints instead the README's results block: the paired mAP differences among
+Direct transfer, Baseline, LF² w/o FM and LF² at the ablation M_t, per direction, with
+their verdicts, then the power goals; it is pasted into the README verbatim::
+
+    python benchmarks/power_goals.py results --readme --params params/default.yaml
 """
 
 from __future__ import annotations
@@ -56,6 +62,34 @@ def goals_markdown(results: Path) -> str:
     return "\n".join(out)
 
 
+def _cell(r: pd.Series) -> str:
+    verdict = f"**{r.verdict}**" if r.verdict == "lower" else r.verdict
+    return f"{r.mean_diff:+.1f} [{r.ci95_low:+.1f}, {r.ci95_high:+.1f}] {verdict}".replace("-", "−")
+
+
+def readme_markdown(results: Path, params: dict) -> str:
+    """The README's block: the main rows' paired mAP differences, then the power goals."""
+    from lf2.report.run_metrics import display_name, reference_lf2_row
+
+    table, diffs = _read(results)
+    main = ["direct", "baseline", "no_fm", reference_lf2_row(params)]
+    mine = diffs[diffs.metric == "mAP"]
+    dirs = directions(table)
+    n = sorted({int(v) for v in mine.n})
+    out = [f"| mAP, paired over seeds (n = {', '.join(map(str, n))}) | " + " | ".join(dirs) + " |",
+           "|---" * (len(dirs) + 1) + "|"]
+    for comparison in dict.fromkeys(mine.comparison):
+        a, b = str(comparison).split(" - ")
+        if a not in main or b not in main:
+            continue
+        cells = []
+        for d in dirs:
+            hit = mine[(mine.direction == d) & (mine.comparison == comparison)]
+            cells.append(_cell(hit.iloc[0]) if len(hit) else "not run")
+        out.append(f"| {display_name(params, a)} − {display_name(params, b)} | " + " | ".join(cells) + " |")
+    return "\n".join([*out, "", "Power goals:", "", goals_markdown(results)])
+
+
 def compare_markdown(a: Path, b: Path) -> str:
     da, db = _read(a)[1], _read(b)[1]
     keys = ["direction", "comparison", "metric"]
@@ -76,7 +110,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path, help="a suite's results/ folder")
     ap.add_argument("--compare", type=Path, help="another run's results/ folder")
+    ap.add_argument("--readme", action="store_true", help="print the README's results block")
+    ap.add_argument("--params", type=Path, default=Path("params/default.yaml"),
+                    help="the run's params (row names; with --readme)")
     args = ap.parse_args()
+    if args.readme:
+        from lf2.config import load_params
+
+        print(readme_markdown(args.results, load_params(args.params)))
+        return
     print(goals_markdown(args.results))
     if args.compare:
         print()

@@ -27,7 +27,7 @@ from lf2.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "params" / "default.yaml"
-PARAMS_FILES = ["default.yaml", "paper.yaml", "smoke.yaml", "msmt.yaml"]
+PARAMS_FILES = sorted(p.name for p in (ROOT / "params").glob("*.yaml"))  # every shipped file
 
 
 def raw_default() -> dict:

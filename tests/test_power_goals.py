@@ -57,3 +57,30 @@ def test_compare_counts_verdict_disagreements(tmp_path: Path) -> None:
     text = goals.compare_markdown(a, b).splitlines()
     assert text[0].startswith(f"verdicts agree on {n - 2} of {n}")
     assert len(text) == 3 and all(diffs.loc[i, "comparison"] in line for i, line in zip(flipped, text[1:], strict=True))
+
+
+def test_readme_block_is_the_main_rows_mAP_diffs(tmp_path: Path) -> None:
+    """--readme: one line per comparison among Direct, Baseline, w/o FM and LF² at the
+    ablation M_t, each cell the csv's mean, interval and verdict; then the goals."""
+    goals = _module()
+    results = _results(tmp_path / "a", noise=True)
+    params = _params(tmp_path / "a", [0, 1, 2])
+    diffs = pd.read_csv(results / "table2_diffs.csv")
+    text = goals.readme_markdown(results, params)
+    lines = text.splitlines()
+    assert lines[0].startswith("| mAP, paired over seeds (n = 3) |")
+    main = {"direct", "baseline", "no_fm", goals_ref(params)}
+    wanted = [c for c in dict.fromkeys(diffs[diffs.metric == "mAP"].comparison)
+              if set(c.split(" - ")) <= main]
+    body = lines[2:lines.index("")]
+    assert len(body) == len(wanted) == 6
+    rec = diffs[(diffs.metric == "mAP") & (diffs.comparison == "baseline - direct")].iloc[0]
+    first = next(ln for ln in body if ln.startswith("| Baseline"))
+    assert f"{rec.mean_diff:+.1f}".replace("-", "−") in first and rec.verdict in first
+    assert "Power goals:" in lines and goals.goals_markdown(results) in text
+
+
+def goals_ref(params: dict) -> str:
+    from lf2.report.run_metrics import reference_lf2_row
+
+    return reference_lf2_row(params)
