@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from lf2.train import bench_steps
-from lf2.train.host_sync import HostSyncRecorder, host_syncs
+from lf2.train.host_sync import DEFAULT_SKIP, HostSyncRecorder, host_syncs
 from tests.conftest import tiny_params
 
 CASES = [("baseline", "shared"), ("no_fm", "shared"), ("lf2", "shared"),
          ("baseline", "per_label"), ("no_fm", "per_label"), ("lf2", "per_label")]
 
 
-def _ops(fn) -> set[str]:
-    return {op for op, _, _ in host_syncs(fn)}
+def _ops(fn, skip: tuple[str, ...] = DEFAULT_SKIP) -> set[str]:
+    return {op for op, _, _ in host_syncs(fn, skip)}
 
 
 def test_recorder_sees_each_kind_of_sync():
@@ -114,8 +114,4 @@ def test_fused_adam_step_is_counted_and_sync_free():
         return step
 
     assert host_syncs(stepper("fused"), skip=()) == {}
-    assert "aten._local_scalar_dense.default" in _ops_unskipped(stepper("foreach"))
-
-
-def _ops_unskipped(fn) -> set[str]:
-    return {op for op, _, _ in host_syncs(fn, skip=())}
+    assert "aten._local_scalar_dense.default" in _ops(stepper("foreach"), skip=())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lf2 import layout
+from lf2.report.run_metrics import reference_lf2_row
 from lf2.report.tables import write_tables
 from tests.conftest import ROOT
 from tests.test_tables_seeds import _params, _write
@@ -69,7 +70,7 @@ def test_readme_block_is_the_main_rows_mAP_diffs(tmp_path: Path) -> None:
     text = goals.readme_markdown(results, params)
     lines = text.splitlines()
     assert lines[0].startswith("| mAP, paired over seeds (n = 3) |")
-    main = {"direct", "baseline", "no_fm", goals_ref(params)}
+    main = {"direct", "baseline", "no_fm", reference_lf2_row(params)}
     wanted = [c for c in dict.fromkeys(diffs[diffs.metric == "mAP"].comparison)
               if set(c.split(" - ")) <= main]
     body = lines[2:lines.index("")]
@@ -78,9 +79,3 @@ def test_readme_block_is_the_main_rows_mAP_diffs(tmp_path: Path) -> None:
     first = next(ln for ln in body if ln.startswith("| Baseline"))
     assert f"{rec.mean_diff:+.1f}".replace("-", "−") in first and rec.verdict in first
     assert "Power goals:" in lines and goals.goals_markdown(results) in text
-
-
-def goals_ref(params: dict) -> str:
-    from lf2.report.run_metrics import reference_lf2_row
-
-    return reference_lf2_row(params)

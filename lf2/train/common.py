@@ -31,10 +31,10 @@ def make_adam(modules: list[torch.nn.Module], lr: float, weight_decay: float,
               impl: str) -> torch.optim.Optimizer | FusedAdam:
     """Adam over the trainable parameters of ``modules``.
 
-    ``impl`` is the params' ``adam`` (no default here: the schema is its one home): ``fused`` (one kernel for every parameter, on the CPU
-    too; about 8x faster than ``foreach`` for a ResNet-18 on one CPU thread;
-    :class:`lf2.train.adam.FusedAdam`, torch's fused update without the start-up cost of
-    torch.optim's base class) or ``foreach`` (``torch.optim.Adam(foreach=True)``). Both
+    ``impl`` is the params' ``adam`` (no default here: the schema is its one home):
+    ``fused`` (one kernel for every parameter, on the CPU too; about 8x faster than
+    ``foreach`` for a ResNet-18 on one CPU thread; :class:`lf2.train.adam.FusedAdam`, torch's
+    fused update without the start-up cost of torch.optim's base class) or ``foreach`` (``torch.optim.Adam(foreach=True)``). Both
     compute the same update and differ by float rounding. When ``previous`` is given, the
     Adam moments of parameters that still exist are carried over (used when the classifier
     is replaced at an epoch boundary but the optimiser is not meant to be re-created).
