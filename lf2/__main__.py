@@ -1,3 +1,3 @@
-from lf2.cli import main
+from lf2.cli import console_main
 
-raise SystemExit(main())
+console_main()

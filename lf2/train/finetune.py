@@ -357,8 +357,9 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         sizes = "/".join(str(c["num_clusters"]) for c in clusters_rec)
         return record, f"loss {losses['total']:.3f}  clusters {sizes}"
 
-    log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, images %s",
-             row, manifest.name, len(images), ft.epochs, ft.iters_per_epoch, device, images.mode)
+    log.info("fine-tuning %s on %s: %d images, %d epochs x %d iterations, device %s, %s, images %s",
+             row, manifest.name, len(images), ft.epochs, ft.iters_per_epoch, device,
+             runtime.precision_name(trainer.amp), images.mode)
     drive_epochs(files, EpochStage(
         label=row, epochs=ft.epochs,
         header={"stage": "finetune", "row": row}, run_epoch=run_epoch,

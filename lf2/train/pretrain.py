@@ -146,8 +146,9 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
         trainer.model.load_state_dict(state["student"])
         trainer.optimizer.load_state_dict(state["optimizer"])
 
-    log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s",
-             src.name, int(labels.max()) + 1, len(labels), pt.epochs, pt.iters_per_epoch, device)
+    log.info("pre-training on %s: %d ids, %d images, %d epochs x %d iterations, device %s, %s",
+             src.name, int(labels.max()) + 1, len(labels), pt.epochs, pt.iters_per_epoch, device,
+             runtime.precision_name(trainer.amp))
     drive_epochs(files, EpochStage(
         label="pre-training", epochs=pt.epochs,
         header={"stage": "pretrain", "row": "pretrain"}, run_epoch=run_epoch, restore=restore,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import random
 import sys
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 
 from lf2.errors import ParamsError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(spec: str | None = "auto") -> torch.device:
@@ -29,16 +32,45 @@ def resolve_device(spec: str | None = "auto") -> torch.device:
         raise ParamsError(f"device: {spec!r} is not a device; expected auto, cpu, cuda or cuda:N") from exc
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN's AVX-512 / AMX bf16 kernels).
+
+    Without them oneDNN falls back to reference kernels: measured on a 2-core AMD EPYC VM
+    with AVX2 only, a bf16 training step of the synthetic default took 40x the fp32 step
+    (docs/performance.md), where a CPU with avx512_bf16 runs it in about half the fp32 time.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: assume the slow path
+        return False
+
+
 def resolve_precision(spec: str | None, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for full fp32. ``auto`` = bf16 on GPU, fp32 on CPU."""
+    """The autocast dtype, or None for full fp32.
+
+    ``auto`` = bf16 on a GPU and on a CPU with native bf16 kernels (:func:`cpu_has_fast_bf16`),
+    fp32 on any other CPU. ``bf16`` is bf16 everywhere, with a warning on a CPU without the
+    kernels. Which one a run used is in its log and its ``epochs.jsonl`` / metrics.
+    """
     spec = spec or "auto"
     if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
+            return torch.bfloat16
+        return None
     if spec == "bf16":
+        if device.type == "cpu" and not cpu_has_fast_bf16():
+            log.warning("precision: bf16 on a CPU without native bf16 kernels (%s): steps run "
+                        "tens of times slower than fp32; use precision: auto or fp32",
+                        torch.backends.cpu.get_cpu_capability())
         return torch.bfloat16
     if spec == "fp32":
         return None
     raise ParamsError(f"precision: {spec!r}; expected auto, fp32 or bf16")
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``bf16`` or ``fp32``: the resolved precision, as runs record it."""
+    return "bf16" if dtype == torch.bfloat16 else "fp32"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
