@@ -110,7 +110,7 @@ def test_validation_rows_run_on_the_validation_target_and_share_the_pretraining(
 
 
 def test_the_current_default_is_the_chosen_candidate(tune) -> None:
-    # docs/tuning.md: the default is candidate c32_fused; each candidate spells out every key
+    # docs/tuning.md: the default is candidate c32_auto (c32_fused, precision: auto); each candidate spells out every key
     # it sets, so applying it to params/default.yaml must change nothing
     base = load_params(ROOT / "params" / "default.yaml")
     assert validate_params(apply_overrides(base, tune.CANDIDATES[tune.DEFAULT_CANDIDATE])) == validate_params(base)
