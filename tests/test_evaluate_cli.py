@@ -233,7 +233,8 @@ def test_checkpoint_mode_with_stub_model(tmp_path, monkeypatch, capsys) -> None:
     def fake_load_model(path, which="auto", device=None, **_):
         seen["which"] = which
         return Tiny().eval(), {
-            "params": {"input": {"height": 8, "width": 4}, "evaluate": {"batch_size": 3}}
+            "params": {"input": {"height": 8, "width": 4}, "evaluate": {"batch_size": 3}},
+            "meta": {"precision": "bf16"},  # what the training stages record
         }
 
     monkeypatch.setattr(ckpt_mod, "load_model", fake_load_model)
@@ -258,6 +259,11 @@ def test_checkpoint_mode_with_stub_model(tmp_path, monkeypatch, capsys) -> None:
     assert rc == 0, capsys.readouterr().err
     m = json.loads(out.read_text())
     assert set(m) == KEYS and seen["which"] == "student" and seen["shape"][1:] == (3, 8, 4)
+    # the precision of the training (from the checkpoint) and of this extraction (auto here)
+    from lf2.train.runtime import precision_name, resolve_precision
+
+    assert m["checkpoint"]["trained_precision"] == "bf16"
+    assert m["checkpoint"]["precision"] == precision_name(resolve_precision("auto", torch.device("cpu")))
     assert m["checkpoint"]["path"] == str(ckpt_file) and len(m["checkpoint"]["sha256"]) == 64
     assert m["features"] == str(npz) and m["feature_dim"] == 5 and m["timings"]["extract"] > 0
     assert m["mAP"] == pytest.approx(1.0)  # the two identities differ in brightness

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lf2.errors import CheckpointError, LF2Error, ParamsError, TrainingError
+from lf2.train import runtime
 from lf2.train.checkpoint import load_checkpoint, load_model
 from lf2.train.finetune import run_finetune
 from lf2.train.sampling import make_sampling
@@ -105,6 +106,9 @@ def test_finetune_writes_checkpoint_log_and_params(tmp_path, blob_pair, pretrain
     path = _finetune(tmp_path, blob_pair, pretrained_ckpt)
     ckpt = load_checkpoint(path)
     assert ckpt["stage"] == "finetune" and ckpt["epoch"] == 2 and ckpt["meta"]["selection"] == "last epoch"
+    # the precision that ran (tiny_params: default.yaml's auto, so this CPU's choice) is recorded
+    ran = runtime.precision_name(runtime.resolve_precision("auto", torch.device("cpu")))
+    assert ckpt["meta"]["precision"] == ran == load_checkpoint(pretrained_ckpt)["meta"]["precision"]
     assert ckpt["teacher"] is not None and ckpt["fusion"] is not None
     records = [json.loads(line) for line in (path.parent / "epochs.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]

@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float]):
     from lf2.eval.features import extract_features, iter_eval_batches
     from lf2.train.checkpoint import load_model
-    from lf2.train.runtime import configure_threads, resolve_device, resolve_precision
+    from lf2.train.runtime import (
+        configure_threads,
+        precision_name,
+        resolve_device,
+        resolve_precision,
+    )
 
     model, ckpt = load_model(args.checkpoint, which=args.which, device="cpu")
     params = _params(args, ckpt.get("params"))
@@ -159,7 +164,8 @@ def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float])
     batch_size = args.batch_size or _evaluate_settings(params).batch_size
     # stored params may be partial (a checkpoint of an older lf2): these two keep fallbacks
     flip = not args.no_flip and bool(params.get("model", {}).get("flip_test", True))
-    amp = resolve_precision(params.get("precision", "auto"), device) is not None
+    amp_dtype = resolve_precision(params.get("precision", "auto"), device)
+    amp = amp_dtype is not None
     workers = int(params.get("input", {}).get("workers", 0))
     t0 = time.perf_counter()
     feats = {}
@@ -171,7 +177,10 @@ def _extract(args: argparse.Namespace, manifest: Any, timings: dict[str, float])
             model, batches, flip=flip, device=device, amp=amp, progress=None
         )
     timings["extract"] = time.perf_counter() - t0
-    return feats, params, {"path": str(args.checkpoint), "sha256": None}
+    # the precision of this extraction and of the training (older checkpoints: None)
+    return feats, params, {"path": str(args.checkpoint), "sha256": None,
+                           "precision": precision_name(amp_dtype),
+                           "trained_precision": (ckpt.get("meta") or {}).get("precision")}
 
 
 def _rank(

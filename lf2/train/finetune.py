@@ -372,7 +372,8 @@ def run_finetune(params: dict, *, variant: str, clusters: int, init: Path, targe
         "fusion": trainer.fusion.state_dict() if trainer.fusion is not None else None,
         "params": params, "epoch": ft.epochs,
         "meta": {"variant": variant, "clusters": clusters, "init": str(init), "target": manifest.name,
-                 "fusion": trainer.fusion_meta(), "selection": "last epoch"},
+                 "fusion": trainer.fusion_meta(), "selection": "last epoch",
+                 "precision": runtime.precision_name(trainer.amp)},
     })
     discard_state(files.state)  # finished: a forced rerun trains again
     return Path(out)

@@ -159,6 +159,7 @@ def run_pretrain(params: dict, *, source: Path, target: Path | None, out: Path, 
                           "student": trainer.model.state_dict(), "teacher": None, "fusion": None,
                           "params": params, "epoch": pt.epochs,
                           "meta": {"source": src.name, "num_classes": int(labels.max()) + 1,
-                                   "selection": "last epoch"}})
+                                   "selection": "last epoch",
+                                   "precision": runtime.precision_name(trainer.amp)}})
     discard_state(files.state)  # finished: a forced rerun trains again
     return Path(out)
