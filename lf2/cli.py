@@ -81,16 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def console_main() -> None:
     """Entry point of the ``lf2`` console script and ``python -m lf2``: :func:`main`, then exit
     without the interpreter's teardown.
 
-    Tearing down an interpreter that has imported torch takes about 0.8 s (freeing every
-    module, unloading torch's shared libraries), paid once by each of the DAG's jobs.
+    Tearing down an interpreter that has imported torch took 0.64 s [0.19, 1.09] (freeing every
+    module, unloading torch's shared libraries; docs/performance.md), paid by every DAG job.
     Every output lf2 writes is complete before :func:`main` returns (written to a temporary
     file, flushed and renamed: :mod:`lf2.io`), so nothing is lost by skipping it; the
     ``atexit`` handlers (DataLoader workers, logging) and the standard streams still run and
@@ -104,3 +100,7 @@ def console_main() -> None:
         except (OSError, ValueError):  # a closed pipe or stream: nothing left to flush
             pass
     os._exit(code)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "params" / "default.yaml"
 
 
-def _lf2(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _lf2(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lf2", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=300)
+                          cwd=ROOT, timeout=300)
 
 
 def test_printed_output_reaches_a_pipe_and_the_code_is_zero() -> None:

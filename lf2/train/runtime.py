@@ -50,7 +50,8 @@ def resolve_precision(spec: str | None, device: torch.device) -> torch.dtype | N
 
     ``auto`` = bf16 on a GPU and on a CPU with native bf16 kernels (:func:`cpu_has_fast_bf16`),
     fp32 on any other CPU. ``bf16`` is bf16 everywhere, with a warning on a CPU without the
-    kernels. Which one a run used is in its log and its ``epochs.jsonl`` / metrics.
+    kernels. Which one a run used is in its log, its checkpoint's ``meta.precision`` and
+    its metrics file.
     """
     spec = spec or "auto"
     if spec == "auto":
