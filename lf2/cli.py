@@ -90,9 +90,13 @@ def console_main() -> None:
     Every output lf2 writes is complete before :func:`main` returns (written to a temporary
     file, flushed and renamed: :mod:`lf2.io`), so nothing is lost by skipping it; the
     ``atexit`` handlers (DataLoader workers, logging) and the standard streams still run and
-    flush. In-process callers (tests, notebooks) call :func:`main` and keep the normal exit.
+    flush. In-process callers (tests, notebooks) call :func:`main` and keep the normal exit,
+    and so does a run under a profiler, tracer or debugger (``python -m cProfile -o F -m lf2``,
+    coverage, pdb): they write their output during the teardown that ``os._exit`` skips.
     """
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -47,6 +47,21 @@ def test_atexit_handlers_still_run() -> None:
     assert res.stdout.split() == ["0", "atexit", "ran"]
 
 
+def test_a_profiler_still_writes_its_output(tmp_path: Path) -> None:
+    """cProfile dumps its stats in the teardown that os._exit would skip."""
+    stats = tmp_path / "lf2.prof"
+    res = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "lf2", "params", "--params",
+         str(DEFAULT), "--get", "seed"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "0"
+    import pstats
+
+    assert pstats.Stats(str(stats)).total_calls > 0
+
+
 def test_files_written_by_a_stage_are_complete(tmp_path: Path) -> None:
     out = tmp_path / "synth_a"
     res = _lf2("prepare", "synthetic", "--params", str(DEFAULT), "--dataset", "synth_a",
