@@ -4,6 +4,7 @@ printed into a pipe, run the atexit handlers and leave every output file complet
 
 from __future__ import annotations
 
+import pstats
 import subprocess
 import sys
 from pathlib import Path
@@ -57,8 +58,6 @@ def test_a_profiler_still_writes_its_output(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "0"
-    import pstats
-
     assert pstats.Stats(str(stats)).total_calls > 0
 
 
