@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "params" / "default.yaml"
 
 
-def _lf2(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lf2", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+def _lf2(*args: str, runner: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``python [runner...] -m lf2 args...``; ``runner`` wraps lf2 in another module (a profiler)."""
+    return subprocess.run([sys.executable, *runner, "-m", "lf2", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
 
 
 def test_printed_output_reaches_a_pipe_and_the_code_is_zero() -> None:
@@ -51,11 +52,8 @@ def test_atexit_handlers_still_run() -> None:
 def test_a_profiler_still_writes_its_output(tmp_path: Path) -> None:
     """cProfile dumps its stats in the teardown that os._exit would skip."""
     stats = tmp_path / "lf2.prof"
-    res = subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "lf2", "params", "--params",
-         str(DEFAULT), "--get", "seed"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )
+    res = _lf2("params", "--params", str(DEFAULT), "--get", "seed",
+               runner=("-m", "cProfile", "-o", str(stats)))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "0"
     assert pstats.Stats(str(stats)).total_calls > 0
