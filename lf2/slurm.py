@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lf2.layout import DIRECT_ROW
+
 # Sized for params/default.yaml (the synthetic benchmark on a CPU). params/paper.yaml
 # sets its own; a params file overrides any of them under workflow.resources.<rule>.
 # The threads of the torch rules follow the params' ``threads`` when it pins them (> 0):
@@ -31,6 +33,18 @@ DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
 }
 
 GPU_RULES = ("pretrain", "finetune", "evaluate")
+#: the rules of the DAG, each of which may be a local rule (``workflow.local_rules``)
+RULES = tuple(DEFAULT_RESOURCES)
+
+# Cluster job groups (one group job = one cluster job, one Snakemake start-up for it):
+# each fine-tuning with the evaluation of its checkpoint, each pre-training with the
+# direct-transfer evaluation of its checkpoint, the tables with the figures. Groups span
+# connected jobs only (no --group-components), so different rows still run side by side.
+FINETUNE_GROUP = "trained"
+PRETRAIN_GROUP = "pretrained"
+REPORT_GROUP = "report"
+_RULE_GROUPS = {"pretrain": PRETRAIN_GROUP, "finetune": FINETUNE_GROUP,
+                "table": REPORT_GROUP, "figures": REPORT_GROUP}
 #: rules whose command sets torch's thread count from the params' ``threads``
 TORCH_RULES = (*GPU_RULES, "figures")
 
@@ -49,6 +63,25 @@ def job_requests(params: Mapping[str, Any]) -> dict[str, dict[str, int]]:
         own = {"threads": pinned} if pinned > 0 and rule in TORCH_RULES else {}
         requests[rule] = {**base, **own, **given.get(rule, {})}
     return requests
+
+
+def job_group(rule: str, row: str | None, local_rules: Iterable[str]) -> str | None:
+    """The cluster job group of a job of ``rule`` (``row``: its Table II row, for evaluate);
+    None for a local rule (Snakemake runs a grouped rule as a cluster job) and for prepare.
+
+    Both members of a group must be cluster jobs, or the group would hold one job and cost
+    a cluster job anyway: an evaluation joins its training job's group only when neither
+    rule is local.
+    """
+    local = set(local_rules)
+    if rule in local:
+        return None
+    if rule == "evaluate":
+        trained_by = "pretrain" if row == DIRECT_ROW else "finetune"
+        return None if trained_by in local else _RULE_GROUPS[trained_by]
+    if rule in ("table", "figures") and {"table", "figures"} & local:
+        return None
+    return _RULE_GROUPS.get(rule)
 
 
 @functools.cache

@@ -72,7 +72,10 @@ def test_snakemake_validate_accepts_default_and_rejects_bad(tmp_path):
 
 def test_defaults_of_optional_keys_are_filled():
     params = load_params(DEFAULT)
-    assert params["workflow"] == {"gpu_slot": False, "gpus": 0}
+    # local_rules is written in default.yaml; the other workflow keys are schema defaults
+    assert params["workflow"] == {
+        "local_rules": ["prepare", "table", "figures"], "gpu_slot": False, "gpus": 0
+    }
     assert params["threads"] == 1  # pinned: results must not depend on snakemake -c
 
 
@@ -270,7 +273,8 @@ def test_overrides_do_not_touch_the_input():
     before = copy.deepcopy(raw)
     out = apply_overrides(raw, ["finetune.epochs=1", "workflow.gpu_slot=true"])
     assert raw == before
-    assert out["finetune"]["epochs"] == 1 and out["workflow"] == {"gpu_slot": True}
+    assert out["finetune"]["epochs"] == 1
+    assert out["workflow"] == {**before["workflow"], "gpu_slot": True}  # merged into the file's
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from lf2 import slurm
-from lf2.config import load_params
+from lf2.config import load_params, load_schema
+from lf2.errors import ParamsError
 from lf2.slurm import Partition, Request
 
 SINFO = "cpu*|2|24105|1:00:00|(null)\ngpu|32|256000|2-00:00:00|gpu:a100:4(S:0-1)\ngpu|64+|512000|2-00:00:00|gpu:a100:8\n"
@@ -131,3 +132,40 @@ def test_job_names_in_fit_reports_are_the_dag_names():
     assert slurm._job_name(job) == "finetune--A-to-B--lf2_m48--seed0"
     unknown = SimpleNamespace(rule=SimpleNamespace(name="other"), wildcards=["x"])
     assert slurm._job_name(unknown) == "other--x"
+
+
+@pytest.mark.parametrize(
+    ("local_rules", "expected"),
+    [
+        # nothing local (params/paper.yaml): every evaluation shares its training's job
+        ((), {"prepare": None, "pretrain": "pretrained", "finetune": "trained",
+              "evaluate direct": "pretrained", "evaluate baseline": "trained",
+              "table": "report", "figures": "report"}),
+        # the synthetic default: short jobs in Snakemake's process, so in no group
+        (("prepare", "table", "figures"), {"prepare": None, "pretrain": "pretrained",
+              "finetune": "trained", "evaluate direct": "pretrained",
+              "evaluate baseline": "trained", "table": None, "figures": None}),
+        # a local training rule leaves its evaluations ungrouped (a group would hold one job)
+        (("pretrain", "table"), {"pretrain": None, "evaluate direct": None,
+              "evaluate baseline": "trained", "table": None, "figures": None}),
+        (("evaluate",), {"pretrain": "pretrained", "finetune": "trained",
+              "evaluate direct": None, "evaluate baseline": None}),
+    ],
+)  # fmt: skip
+def test_job_groups_follow_the_local_rules(local_rules, expected):
+    for job, group in expected.items():
+        rule, _, row = job.partition(" ")
+        assert slurm.job_group(rule, row or None, local_rules) == group, job
+
+
+def test_default_params_keep_short_jobs_local_and_paper_params_keep_none():
+    assert load_params("params/smoke.yaml")["workflow"]["local_rules"] == ["prepare", "table", "figures"]
+    assert load_params("params/paper.yaml")["workflow"]["local_rules"] == []
+    schema = load_schema()["properties"]["workflow"]["properties"]["local_rules"]
+    assert schema["items"]["enum"] == list(slurm.RULES)  # the schema names the DAG's rules
+
+
+@pytest.mark.parametrize("value", ["[nope]", "[table, table]", "table"])
+def test_bad_local_rules_are_refused(value):
+    with pytest.raises(ParamsError, match=r"workflow\.local_rules"):
+        load_params("params/smoke.yaml", [f"workflow.local_rules={value}"])

@@ -15,6 +15,8 @@ rule evaluate:
         args=job_args("evaluate"),
         cfg=job_keys("evaluate"),
     threads: RES["evaluate"]["threads"]
+    localrule: "evaluate" in LOCAL_RULES
+    group: group("evaluate")
     resources:
         **request("evaluate"),
     shell:

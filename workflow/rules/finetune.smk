@@ -16,6 +16,8 @@ rule finetune:
     wildcard_constraints:
         row=_alternatives(dag.finetune_rows(PARAMS)),
     threads: RES["finetune"]["threads"]
+    localrule: "finetune" in LOCAL_RULES
+    group: group("finetune")
     resources:
         **request("finetune"),
     shell:

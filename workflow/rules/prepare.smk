@@ -14,6 +14,8 @@ rule prepare:
         args=job_args("prepare"),
         cfg=job_keys("prepare"),
     threads: RES["prepare"]["threads"]
+    localrule: "prepare" in LOCAL_RULES
+    group: group("prepare")
     resources:
         **request("prepare"),
     shell:

@@ -15,6 +15,8 @@ rule pretrain:
         args=job_args("pretrain"),
         cfg=job_keys("pretrain"),
     threads: RES["pretrain"]["threads"]
+    localrule: "pretrain" in LOCAL_RULES
+    group: group("pretrain")
     resources:
         **request("pretrain"),
     shell:

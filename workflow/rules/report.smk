@@ -14,6 +14,8 @@ rule table:
         args=job_args("table"),
         cfg=job_keys("table"),
     threads: RES["table"]["threads"]
+    localrule: "table" in LOCAL_RULES
+    group: group("table")
     resources:
         **request("table"),
     shell:
@@ -33,6 +35,8 @@ rule figures:
         args=job_args("figures"),
         cfg=job_keys("figures"),
     threads: RES["figures"]["threads"]
+    localrule: "figures" in LOCAL_RULES
+    group: group("figures")
     resources:
         **request("figures"),
     shell:

@@ -1,7 +1,9 @@
 # What every job asks a scheduler for: threads, mem_mb and runtime (minutes) from the
 # params' workflow.resources (defaults: lf2.slurm.DEFAULT_RESOURCES), GPUs from `device`
 # (cpu: none). With the SLURM executor, jobs that no partition of theirs can ever run
-# stop the workflow before the first sbatch. See docs/workflow.md, "Running on SLURM".
+# stop the workflow before the first sbatch. Which jobs share a cluster job (group:) and
+# which run in Snakemake's own process (localrule:, the params' workflow.local_rules):
+# lf2.slurm.job_group. See docs/workflow.md, "Running on SLURM".
 
 from lf2 import slurm as lf2_slurm
 
@@ -13,6 +15,16 @@ def gpus(wildcards):
     plugin = workflow.executor_plugin
     return lf2_slurm.gpu_request(PARAMS["device"], plugin.name if plugin else None)
 
+
+
+LOCAL_RULES = PARAMS["workflow"]["local_rules"]
+
+
+def group(rule):
+    """group: for a rule (None: no group). Cluster executors only; see lf2.slurm.job_group."""
+    if rule == "evaluate":
+        return lambda wildcards: lf2_slurm.job_group(rule, wildcards.row, LOCAL_RULES)
+    return lf2_slurm.job_group(rule, None, LOCAL_RULES)
 
 
 def request(rule):
