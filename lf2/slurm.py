@@ -19,6 +19,16 @@ from typing import Any
 
 from lf2.layout import DIRECT_ROW
 
+# Snakemake executor plugins that submit to SLURM: the project's profile uses lf2-slurm
+# (workflow/executor: upstream's plugin with a capped status-check wait and no srun step
+# per rule); upstream's own "slurm" gets the same GPU requests and fit check.
+SLURM_EXECUTORS = frozenset({"slurm", "lf2-slurm"})
+
+
+def is_slurm_executor(name: str | None) -> bool:
+    """Whether a Snakemake executor plugin's name is one that submits jobs with sbatch."""
+    return name in SLURM_EXECUTORS
+
 # Sized for params/default.yaml (the synthetic benchmark on a CPU). params/paper.yaml
 # sets its own; a params file overrides any of them under workflow.resources.<rule>.
 # The threads of the torch rules follow the params' ``threads`` when it pins them (> 0):
@@ -101,13 +111,13 @@ def cluster_has_gpus() -> bool:
 def gpu_request(device: str, executor: str | None = None) -> int:
     """GPUs a training/evaluation job asks for: ``cpu`` 0, ``cuda``/``cuda:N`` 1.
 
-    ``auto``: with the ``slurm`` executor, 1 only when the cluster has GPUs at all (so a
+    ``auto``: with a SLURM executor (:data:`SLURM_EXECUTORS`), 1 only when the cluster has GPUs at all (so a
     CPU-only cluster runs it unedited); otherwise 1, the unit the ``gpu`` resource counts
     when a local run bounds its concurrent GPU jobs (``--resources gpu=N``).
     """
     if device == "cpu":
         return 0
-    if device == "auto" and executor == "slurm":
+    if device == "auto" and is_slurm_executor(executor):
         return int(cluster_has_gpus())
     return 1
 

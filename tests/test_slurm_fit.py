@@ -91,8 +91,10 @@ def test_gpu_requests_follow_the_device(monkeypatch):
     assert slurm.gpu_request("auto", None) == 1  # locally: one unit of --resources gpu=N
     monkeypatch.setattr(slurm, "cluster_has_gpus", lambda: False)
     assert slurm.gpu_request("auto", "slurm") == 0  # CPU-only cluster: ask for none
+    assert slurm.gpu_request("auto", "lf2-slurm") == 0  # the profile's executor alike
     monkeypatch.setattr(slurm, "cluster_has_gpus", lambda: True)
     assert slurm.gpu_request("auto", "slurm") == 1
+    assert slurm.gpu_request("auto", "lf2-slurm") == 1
 
 
 def test_job_sizes_come_from_the_params():

@@ -36,7 +36,9 @@ def request(rule):
 
 
 onstart:
-    if workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm":
+    if workflow.executor_plugin is not None and lf2_slurm.is_slurm_executor(
+        workflow.executor_plugin.name
+    ):
         _problems = lf2_slurm.misfits(
             lf2_slurm.dag_requests(workflow.dag.needrun_jobs(), workflow.dag.get_job_group),
             lf2_slurm.read_partitions(),
