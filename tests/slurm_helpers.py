@@ -7,8 +7,8 @@ with the reason when there is none, and fails instead under ``LF2_REQUIRE_SLURM=
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -20,12 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE = VENV_BIN / "snakemake"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
+PLUGIN_MODULE = "snakemake_executor_plugin_lf2_slurm"  # how Snakemake's registry finds it
 
 
 def no_cluster_reason() -> str | None:
     """Why the SLURM tests cannot run here, or None when they can."""
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        return "snakemake-executor-plugin-slurm is not installed (pip install -e .[dev])"
+    if PLUGIN_MODULE not in {m.name for m in pkgutil.iter_modules()}:
+        return (
+            f"Snakemake cannot find the lf2-slurm executor ({PLUGIN_MODULE}): install it "
+            "non-editable with pip install ./workflow/executor (Snakemake's plugin registry "
+            "does not see editable installs)"
+        )
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no SLURM client (sinfo/sbatch) on PATH; .ci/slurm/setup.sh stands up a cluster"
     try:

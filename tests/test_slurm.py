@@ -1,6 +1,6 @@
 """The SLURM profile on a real cluster: the metrics of a local run, a cancelled job recovered.
 
-Needs a running SLURM (``sinfo`` answers) and snakemake-executor-plugin-slurm; on a
+Needs a running SLURM (``sinfo`` answers) and the lf2-slurm executor (workflow/executor); on a
 single node, because the test finds a job's SLURM id through /proc. ``.ci/slurm/setup.sh``
 stands one up; ``.ci/run`` does so and sets ``LF2_REQUIRE_SLURM=1``, which turns the skip
 into a failure, so CI cannot pass without running this. The DAG is the direct-transfer and

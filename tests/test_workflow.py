@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from lf2 import layout
+from lf2 import slurm as lf2_slurm
 from lf2.config import load_params, rows_for
 from lf2.dvcgen import dvc_stages, render_dvc_yaml
 from lf2.errors import ParamsError
@@ -479,7 +480,9 @@ def test_profiles_parse(dry_work):
     assert res.returncode == 0, res.stderr + res.stdout
     assert "gpu_slot.py --gpus 0 -- lf2 finetune" in res.stdout + res.stderr
     slurm = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
-    assert slurm["executor"] == "slurm" and slurm["jobs"] == 50
+    assert slurm["executor"] == "lf2-slurm" and slurm["jobs"] == 50
+    assert lf2_slurm.is_slurm_executor(slurm["executor"])  # GPU requests and the fit check
+    assert not any(key.startswith("slurm-") for key in slurm)  # lf2-slurm takes lf2-slurm-*
     assert "slurm_partition" in slurm["default-resources"]
     for rule in ("pretrain", "finetune", "evaluate"):
         assert "gpu" not in slurm["set-resources"][rule]  # GPUs follow `device` (lf2.slurm)
@@ -643,3 +646,10 @@ def test_end_to_end_smoke(tmp_path):
     assert table.strip()
     res = snakemake(work, "-n", "-c2", "--configfile", "params/smoke.yaml")
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_ci_runs_the_readme_test_line_verbatim():
+    block = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    test_line = next(line for line in block.splitlines() if "pytest" in line)
+    assert test_line in (ROOT / ".ci/run").read_text().splitlines()
+    assert "./workflow/executor" in test_line  # the SLURM tests need the lf2-slurm executor
