@@ -111,9 +111,9 @@ def cluster_has_gpus() -> bool:
 def gpu_request(device: str, executor: str | None = None) -> int:
     """GPUs a training/evaluation job asks for: ``cpu`` 0, ``cuda``/``cuda:N`` 1.
 
-    ``auto``: with a SLURM executor (:data:`SLURM_EXECUTORS`), 1 only when the cluster has GPUs at all (so a
-    CPU-only cluster runs it unedited); otherwise 1, the unit the ``gpu`` resource counts
-    when a local run bounds its concurrent GPU jobs (``--resources gpu=N``).
+    ``auto``: with a SLURM executor (:data:`SLURM_EXECUTORS`), 1 only when the cluster has
+    GPUs at all (so a CPU-only cluster runs it unedited); otherwise 1, the unit the ``gpu``
+    resource counts when a local run bounds its concurrent GPU jobs (``--resources gpu=N``).
     """
     if device == "cpu":
         return 0

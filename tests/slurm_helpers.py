@@ -23,9 +23,15 @@ PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 PLUGIN_MODULE = "snakemake_executor_plugin_lf2_slurm"  # how Snakemake's registry finds it
 
 
+def plugin_visible() -> bool:
+    """Whether Snakemake's plugin registry (pkgutil.iter_modules) finds the lf2-slurm executor:
+    an editable install imports but stays invisible to it."""
+    return PLUGIN_MODULE in {m.name for m in pkgutil.iter_modules()}
+
+
 def no_cluster_reason() -> str | None:
     """Why the SLURM tests cannot run here, or None when they can."""
-    if PLUGIN_MODULE not in {m.name for m in pkgutil.iter_modules()}:
+    if not plugin_visible():
         return (
             f"Snakemake cannot find the lf2-slurm executor ({PLUGIN_MODULE}): install it "
             "non-editable with pip install ./workflow/executor (Snakemake's plugin registry "

@@ -8,7 +8,6 @@ tests/test_slurm.py and tests/test_slurm_failures.py (in CI)."""
 from __future__ import annotations
 
 import asyncio
-import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.slurm_helpers import PLUGIN_MODULE, PROFILE
+from tests.slurm_helpers import PLUGIN_MODULE, PROFILE, plugin_visible
 
 lf2_slurm_executor = pytest.importorskip(
     PLUGIN_MODULE, reason="the lf2-slurm executor is not installed (pip install ./workflow/executor)"
@@ -26,8 +25,7 @@ upstream = pytest.importorskip("snakemake_executor_plugin_slurm")
 
 
 def test_snakemake_registry_can_find_the_plugin():
-    # an editable install would import but stay invisible to Snakemake's plugin registry
-    assert PLUGIN_MODULE in {m.name for m in pkgutil.iter_modules()}
+    assert plugin_visible()
 
 
 def test_settings_extend_upstreams():

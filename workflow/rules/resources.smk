@@ -10,10 +10,15 @@ from lf2 import slurm as lf2_slurm
 RES = lf2_slurm.job_requests(PARAMS)
 
 
+def executor_name():
+    """The executor plugin's name (None before Snakemake has chosen one)."""
+    plugin = workflow.executor_plugin
+    return plugin.name if plugin else None
+
+
 def gpus(wildcards):
     """Evaluated per job, once Snakemake knows its executor (see lf2.slurm.gpu_request)."""
-    plugin = workflow.executor_plugin
-    return lf2_slurm.gpu_request(PARAMS["device"], plugin.name if plugin else None)
+    return lf2_slurm.gpu_request(PARAMS["device"], executor_name())
 
 
 
@@ -36,9 +41,7 @@ def request(rule):
 
 
 onstart:
-    if workflow.executor_plugin is not None and lf2_slurm.is_slurm_executor(
-        workflow.executor_plugin.name
-    ):
+    if lf2_slurm.is_slurm_executor(executor_name()):
         _problems = lf2_slurm.misfits(
             lf2_slurm.dag_requests(workflow.dag.needrun_jobs(), workflow.dag.get_job_group),
             lf2_slurm.read_partitions(),
